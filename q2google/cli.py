@@ -1,0 +1,81 @@
+"""The ``q2google`` command line, built on Typer.
+
+Commands register on :data:`app`. :func:`main` is the console script: it turns every
+:class:`~q2google.errors.Q2GoogleError` into one line on stderr and its exit code, with the
+traceback only under ``--debug``. Heavy modules are imported inside commands, not here, so
+``q2google --help`` answers quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from q2google import __version__
+
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="q2google",
+    help="Move your GoPro cloud library into Google Photos: streaming, resumable, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"q2google {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Log debug detail and show tracebacks of errors."),
+    ] = False,
+) -> None:
+    """Move your GoPro cloud library into Google Photos: streaming, resumable, exactly once."""
+    if debug:
+        os.environ["Q2GOOGLE_DEBUG"] = "1"
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with its code; known errors become one line on stderr.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+    """
+    from q2google.errors import Q2GoogleError
+
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=argv, prog_name="q2google", standalone_mode=True)
+    except Q2GoogleError as error:
+        if debug:
+            raise
+        typer.echo(f"q2google: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("q2google: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,135 @@
+"""Settings shared by the CLI and the library, read from ``Q2GOOGLE_*`` variables or ``.env``.
+
+The GoPro token is not ours: gopro-api reads its own ``GP_ACCESS_TOKEN``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from q2google.errors import ConfigError
+
+ENV_PREFIX = "Q2GOOGLE_"
+UPLOAD_GRANULARITY_BYTES = 256 * 1024
+"""Google's resumable uploads accept chunks in multiples of 256 KiB (all but the last)."""
+MAX_LIBRARY_BATCH_SIZE = 50
+"""``mediaItems:batchCreate`` takes at most 50 items per call."""
+
+
+def default_google_token_file() -> Path:
+    """Return where the Google authorized-user token lives unless configured otherwise.
+
+    Returns:
+        ``google-token.json`` in the user's configuration directory for q2google.
+    """
+    return platformdirs.user_config_path("q2google") / "google-token.json"
+
+
+def _http_origin(value: str) -> str:
+    """Validate an ``http(s)://host[:port][/path]`` base URL and drop any trailing slash."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or a fragment")
+    return value.rstrip("/")
+
+
+HttpBaseUrl = Annotated[str, AfterValidator(_http_origin)]
+
+
+class Q2GoogleSettings(BaseSettings):
+    """Every tunable of q2google, one field per ``Q2GOOGLE_<FIELD>`` environment variable.
+
+    Attributes:
+        state_dir: Root of the JSON state backend (one subdirectory per session).
+        state_uri: Selects the state backend by scheme; unset means JSON files in ``state_dir``.
+        gopro_api_url: Origin of the GoPro cloud API (point it at the sandbox to test).
+        photos_api_url: Origin of the Google Photos Library API.
+        google_token_file: google-auth authorized-user JSON with the refresh token.
+        google_client_secrets_file: OAuth client secrets JSON used by ``q2google auth google``.
+        sync_batch_size: How many items a new session transfers per batch.
+        photos_library_batch_size: Items per ``mediaItems:batchCreate`` call (1 to 50).
+        transfer_concurrency: Items streamed from the CDN to Google at the same time.
+        upload_chunk_size_bytes: Bytes per resumable upload request, a multiple of 256 KiB.
+        fail_fast: Stop the run at the first permanent item failure.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    state_dir: Path = Path(".q2google_sessions")
+    state_uri: str | None = None
+    gopro_api_url: HttpBaseUrl = "https://api.gopro.com"
+    photos_api_url: HttpBaseUrl = "https://photoslibrary.googleapis.com"
+    google_token_file: Path = Field(default_factory=default_google_token_file)
+    google_client_secrets_file: Path | None = None
+    sync_batch_size: int = Field(default=50, ge=1, le=10_000)
+    photos_library_batch_size: int = Field(default=MAX_LIBRARY_BATCH_SIZE, ge=1, le=50)
+    transfer_concurrency: int = Field(default=4, ge=1, le=64)
+    upload_chunk_size_bytes: int = Field(default=64 * 1024 * 1024, ge=UPLOAD_GRANULARITY_BYTES)
+    fail_fast: bool = False
+
+    @field_validator("state_uri")
+    @classmethod
+    def _blank_uri_is_unset(cls, value: str | None) -> str | None:
+        """Treat ``Q2GOOGLE_STATE_URI=`` (empty) the same as leaving it unset."""
+        if value is not None and not value.strip():
+            return None
+        return value
+
+    @field_validator("upload_chunk_size_bytes")
+    @classmethod
+    def _chunk_is_granular(cls, value: int) -> int:
+        """Reject chunk sizes Google would refuse: every chunk but the last is 256 KiB-aligned."""
+        if value % UPLOAD_GRANULARITY_BYTES:
+            raise ValueError(f"must be a multiple of {UPLOAD_GRANULARITY_BYTES} (256 KiB)")
+        return value
+
+
+def describe_validation_error(error: ValidationError, *, prefix: str = ENV_PREFIX) -> str:
+    """Render a settings validation error as one line that names each offending variable.
+
+    Input values are never echoed: ``Q2GOOGLE_STATE_URI`` may carry a password.
+
+    Args:
+        error: The error pydantic raised while building the settings.
+        prefix: Environment prefix to put in front of field names.
+
+    Returns:
+        A line such as ``Q2GOOGLE_TRANSFER_CONCURRENCY: Input should be greater than ...``.
+    """
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in detail["loc"]) or "settings"
+        problems.append(f"{prefix}{field.upper()}: {detail['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def get_settings(**overrides: object) -> Q2GoogleSettings:
+    """Build settings from the environment and ``.env``, with explicit overrides on top.
+
+    Args:
+        **overrides: Field values that win over the environment (CLI flags, tests).
+
+    Returns:
+        A fresh, validated :class:`Q2GoogleSettings`.
+
+    Raises:
+        ConfigError: A value is invalid; the message names the variable.
+    """
+    try:
+        return Q2GoogleSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None

@@ -1,0 +1,332 @@
+"""JSON files on the local disk: the default, embedded state backend.
+
+Layout under the state directory, one subdirectory per session::
+
+    {state_dir}/{session_id}/meta.json          session metadata and stage statuses
+    {state_dir}/{session_id}/items/{item}.json  one file per ItemState
+    {state_dir}/{session_id}/batches/{n}.json   one file per BatchState
+
+Every file is replaced atomically (temporary file in the same directory, flush, fsync,
+``os.replace``, then one fsync of each directory touched), so a crash at any instant leaves
+each file either as it was or as it is now. A save writes only what changed since the last
+one. ``meta.json`` is written last: a session directory without it is an unfinished first
+save and is not a session. Sessions stored by older versions as a flat ``{session_id}.json``
+are read transparently and moved to the layout above on their next save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+from urllib.request import url2pathname
+
+import pydantic_core
+
+from q2google.errors import StateCorruptError, StateError, StateWriteError, UnknownBackendError
+from q2google.state.base import (
+    BatchState,
+    ItemState,
+    SessionState,
+    StateChanges,
+    validate_session_id,
+)
+
+if TYPE_CHECKING:
+    from q2google.config import Q2GoogleSettings
+
+logger = logging.getLogger(__name__)
+
+RecordT = TypeVar("RecordT", ItemState, BatchState)
+
+META_FILE = "meta.json"
+ITEMS_DIR = "items"
+BATCHES_DIR = "batches"
+MIGRATED_SUFFIX = ".migrated"
+_MAX_READABLE_NAME = 120
+_PARALLEL_WRITES_FROM = 64
+_WRITER_THREADS = 8
+
+
+class JsonFileBackend:
+    """Checkpoint sessions as a directory of JSON files each.
+
+    Args:
+        state_dir: Root directory; created on the first save.
+        durable: fsync files and directories so a checkpoint survives a power cut, not only
+            a crash of the process. Leave on; switch off only for throwaway test data.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike[str], *, durable: bool = True) -> None:
+        self.state_dir = Path(state_dir)
+        self.durable = durable
+
+    def __repr__(self) -> str:
+        return f"JsonFileBackend({str(self.state_dir)!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Q2GoogleSettings) -> JsonFileBackend:
+        """Build the backend for ``settings``: ``file://`` URI path, else ``state_dir``.
+
+        Raises:
+            UnknownBackendError: The ``file:`` URI names a remote host.
+        """
+        uri = settings.state_uri
+        if not uri:
+            return cls(settings.state_dir)
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise UnknownBackendError(
+                f"Q2GOOGLE_STATE_URI: a file URI names a local directory, as "
+                f"file:///absolute/path, not the host {parts.netloc!r}"
+            )
+        path = url2pathname(unquote(parts.path))
+        return cls(Path(path) if path else settings.state_dir)
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def session_dir(self, session_id: str) -> Path:
+        """Return the directory of a session (validating the id first).
+
+        Raises:
+            InvalidSessionIdError: The id could not be a safe directory name.
+        """
+        return self.state_dir / validate_session_id(session_id)
+
+    def legacy_file(self, session_id: str) -> Path:
+        """Return where an older q2google kept the session as one flat JSON file."""
+        return self.state_dir / f"{validate_session_id(session_id)}.json"
+
+    @staticmethod
+    def item_file_name(item_key: str) -> str:
+        """Return the file name that stores an item.
+
+        The key is percent-encoded (so ``/``, ``..`` or unicode cannot escape or confuse the
+        directory) and followed by a short hash of the exact key, so that keys differing only
+        in case stay apart on case-insensitive filesystems (macOS, Windows).
+        """
+        readable = quote(item_key, safe="")[:_MAX_READABLE_NAME]
+        if readable.startswith("."):  # never a hidden name: those are temporary files
+            readable = "%2E" + readable[1:]
+        digest = hashlib.sha256(item_key.encode("utf-8")).hexdigest()[:10]
+        return f"{readable}.{digest}.json"
+
+    # -- SyncStateBackend ----------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionState | None:
+        """Read a session, or return ``None`` when it was never saved here.
+
+        Raises:
+            InvalidSessionIdError: The id is not allowed.
+            StateCorruptError: A stored file is unreadable; it names the file, and nothing is
+                written or repaired.
+        """
+        directory = self.session_dir(session_id)
+        meta_path = directory / META_FILE
+        if meta_path.is_file():
+            return self._load_directory(session_id, directory)
+        legacy = self.legacy_file(session_id)
+        if legacy.is_file():
+            return self._load_legacy(session_id, legacy)
+        return None
+
+    def save(self, state: SessionState) -> None:
+        """Write what changed in ``state`` since it was loaded or last saved.
+
+        Raises:
+            InvalidSessionIdError: The id is not allowed.
+            StateWriteError: The disk refused a write; the changes stay pending in ``state``
+                and the stored checkpoint is the previous one, still loadable.
+        """
+        directory = self.session_dir(state.session_id)
+        first_save = not (directory / META_FILE).is_file()
+        if first_save:
+            state.mark_all_dirty()
+        try:
+            with state.pending_changes() as changes:
+                if changes.is_empty:
+                    return
+                self._write(directory, changes, first_save=first_save)
+        except OSError as error:
+            raise StateWriteError(
+                f"cannot write session {state.session_id!r} under {self.state_dir}: "
+                f"{error.strerror or error}"
+            ) from error
+        if first_save:
+            self._retire_legacy(state.session_id)
+
+    # -- sessions catalogue (beyond the protocol) ----------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        """Return the ids of the sessions stored here, sorted."""
+        if not self.state_dir.is_dir():
+            return []
+        found = set()
+        for entry in self.state_dir.iterdir():
+            name = entry.name
+            if entry.is_dir() and (entry / META_FILE).is_file():
+                found.add(name)
+            elif name.endswith(".json") and entry.is_file():
+                found.add(name.removesuffix(".json"))
+        return sorted(_safe_ids(found))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _load_directory(self, session_id: str, directory: Path) -> SessionState:
+        meta_path = directory / META_FILE
+        meta = _read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise StateCorruptError(f"{meta_path}: not a JSON object")
+        if meta.get("session_id") != session_id:
+            raise StateCorruptError(
+                f"{meta_path}: holds session {meta.get('session_id')!r}, not {session_id!r} "
+                "(two ids that differ only in case share a directory on this filesystem)"
+            )
+        items = [_parse(ItemState, path) for path in _json_files(directory / ITEMS_DIR)]
+        batches = [_parse(BatchState, path) for path in _json_files(directory / BATCHES_DIR)]
+        try:
+            return SessionState.from_parts(meta, items, batches)
+        except StateCorruptError as error:
+            raise StateCorruptError(f"{meta_path}: {error}") from None
+
+    def _load_legacy(self, session_id: str, path: Path) -> SessionState:
+        data = _read_json(path)
+        if not isinstance(data, dict):
+            raise StateCorruptError(f"{path}: not a JSON object")
+        data.setdefault("session_id", session_id)
+        if data["session_id"] != session_id:
+            raise StateCorruptError(f"{path}: holds session {data['session_id']!r}")
+        try:
+            state = SessionState.from_dict(data)
+        except StateCorruptError as error:
+            raise StateCorruptError(f"{path}: {error}") from None
+        logger.info("read session %s from the legacy flat file %s", session_id, path)
+        state.mark_all_dirty()
+        return state
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _write(self, directory: Path, changes: StateChanges, *, first_save: bool) -> None:
+        items_dir, batches_dir = directory / ITEMS_DIR, directory / BATCHES_DIR
+        if first_save:
+            self._prepare_session_dir(directory)
+        writes: list[tuple[Path, dict[str, Any]]] = [
+            (items_dir / self.item_file_name(key), data) for key, data in changes.items
+        ]
+        writes += [(batches_dir / f"{index}.json", data) for index, data in changes.batches]
+        if len(writes) >= _PARALLEL_WRITES_FROM:
+            # fsync waits on the disk, not the CPU: overlap many of them for a full save.
+            with ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix="q2google-save") as pool:
+                list(pool.map(lambda write: self._write_file(*write), writes))
+        else:
+            for path, data in writes:
+                self._write_file(path, data)
+        if changes.items:
+            self._sync_dir(items_dir)
+        if changes.batches:
+            self._sync_dir(batches_dir)
+        if changes.meta is not None:
+            self._write_file(directory / META_FILE, changes.meta)
+            self._sync_dir(directory)
+
+    def _prepare_session_dir(self, directory: Path) -> None:
+        """Create the session's directories, clearing what an unfinished first save left."""
+        new_root = not self.state_dir.exists()
+        for sub in (directory / ITEMS_DIR, directory / BATCHES_DIR):
+            sub.mkdir(parents=True, exist_ok=True)
+            for leftover in _json_files(sub, include_temporary=True):
+                leftover.unlink()
+        if new_root:
+            self._sync_dir(self.state_dir.parent)
+        self._sync_dir(self.state_dir)
+        self._sync_dir(directory)
+
+    def _write_file(self, path: Path, data: dict[str, Any]) -> None:
+        payload = pydantic_core.to_json(data, indent=1)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                if self.durable:
+                    os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def _sync_dir(self, directory: Path) -> None:
+        if not self.durable:
+            return
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _retire_legacy(self, session_id: str) -> None:
+        legacy = self.legacy_file(session_id)
+        if legacy.is_file():
+            target = legacy.with_name(legacy.name + MIGRATED_SUFFIX)
+            os.replace(legacy, target)
+            logger.info(
+                "moved session %s to the directory layout; old file kept as %s", session_id, target
+            )
+
+
+def _json_files(directory: Path, *, include_temporary: bool = False) -> Iterator[Path]:
+    """Yield the JSON records in ``directory`` (none when it does not exist).
+
+    Temporary files of an interrupted write start with a dot and are skipped unless asked for.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        is_temporary = entry.name.startswith(".")
+        if (entry.name.endswith(".json") and not is_temporary) or (
+            include_temporary and is_temporary and entry.name.endswith(".tmp")
+        ):
+            yield Path(entry.path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise StateError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise StateCorruptError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise StateCorruptError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
+
+
+def _parse(kind: type[RecordT], path: Path) -> RecordT:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise StateCorruptError(f"{path}: not a JSON object")
+    try:
+        return kind.from_dict(data)
+    except StateCorruptError as error:
+        raise StateCorruptError(f"{path}: {error}") from None
+
+
+def _safe_ids(names: set[str]) -> Iterator[str]:
+    for name in names:
+        try:
+            yield validate_session_id(name)
+        except ValueError:
+            continue

@@ -1,0 +1,343 @@
+"""JsonFileBackend: the contract suite, plus what only a directory of files can show."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from q2google.config import Q2GoogleSettings
+from q2google.errors import (
+    InvalidSessionIdError,
+    StateCorruptError,
+    StateWriteError,
+    UnknownBackendError,
+)
+from q2google.state import (
+    ItemState,
+    SessionState,
+    StageName,
+    StageStatus,
+    SyncStateBackend,
+    new_session,
+)
+from q2google.state.local import JsonFileBackend
+from q2google.testing import BackendSpec, SyncStateBackendContract, sample_session
+
+
+class TestJsonFileBackendContract(SyncStateBackendContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> SyncStateBackend:
+        return JsonFileBackend(tmp_path / "state")
+
+    @pytest.fixture
+    def reopen_backend(self, tmp_path: Path) -> Callable[[], SyncStateBackend]:
+        return lambda: JsonFileBackend(tmp_path / "state")
+
+    @pytest.fixture
+    def backend_spec(self, tmp_path: Path) -> BackendSpec:
+        return BackendSpec(
+            "q2google.state.local:JsonFileBackend", {"state_dir": str(tmp_path / "state")}
+        )
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> JsonFileBackend:
+    return JsonFileBackend(tmp_path / "state")
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Map each file under ``directory`` to (inode, mtime_ns): what a rewrite changes."""
+    return {
+        str(path.relative_to(directory)): (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in directory.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_layout_is_one_directory_per_session(backend: JsonFileBackend) -> None:
+    state = sample_session("trip", items=4)
+    backend.save(state)
+    directory = backend.state_dir / "trip"
+    assert (directory / "meta.json").is_file()
+    assert len(list((directory / "items").glob("*.json"))) == 4
+    assert sorted(p.name for p in (directory / "batches").iterdir()) == ["0.json", "1.json"]
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["session_id"] == "trip"
+    assert "items" not in meta
+    assert not list(directory.rglob(".*")), "temporary files were left behind"
+
+
+def test_save_rewrites_only_what_changed(backend: JsonFileBackend) -> None:
+    state = sample_session("trip", items=50)
+    backend.save(state)
+    before = _snapshot(backend.state_dir)
+
+    state.items["media000010-0"].upload_offset = 1_048_576
+    backend.save(state)
+    after = _snapshot(backend.state_dir)
+
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert changed == {f"trip/items/{JsonFileBackend.item_file_name('media000010-0')}"}
+
+
+def test_meta_is_rewritten_only_when_it_changes(backend: JsonFileBackend) -> None:
+    state = sample_session("trip")
+    backend.save(state)
+    meta = backend.state_dir / "trip" / "meta.json"
+    inode = meta.stat().st_ino
+    backend.save(state)
+    assert meta.stat().st_ino == inode
+    state.set_stage(StageName.CREATE, StageStatus.RUNNING)
+    backend.save(state)
+    assert meta.stat().st_ino != inode
+    stored = backend.load("trip")
+    assert stored is not None
+    assert stored.stages[StageName.CREATE] is StageStatus.RUNNING
+
+
+def test_in_place_mutation_needs_mark_item_dirty(backend: JsonFileBackend) -> None:
+    state = sample_session("trip")
+    backend.save(state)
+    item = state.items["burst0-0"]
+    item.errors.clear()  # in place: invisible to tracking until marked
+    state.mark_item_dirty(item.item_key)
+    backend.save(state)
+    stored = backend.load("trip")
+    assert stored is not None
+    assert stored.items["burst0-0"].errors == {}
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", ".hidden", "", "x" * 129, "a b", "é"])
+def test_bad_session_ids_are_refused_before_any_path_is_built(
+    backend: JsonFileBackend, bad_id: str
+) -> None:
+    with pytest.raises(InvalidSessionIdError):
+        backend.load(bad_id)
+    with pytest.raises(InvalidSessionIdError):
+        new_session(bad_id, start_date_iso="2024-01-01", end_date_iso="2024-01-02", batch_size=1)
+    assert not backend.state_dir.exists()
+
+
+def test_corrupt_files_are_named_and_left_untouched(backend: JsonFileBackend) -> None:
+    backend.save(sample_session("trip"))
+    victim = backend.state_dir / "trip" / "items" / JsonFileBackend.item_file_name("burst0-1")
+    victim.write_bytes(b'{"item_key": "burst0-1", "media_id": ')
+    with pytest.raises(StateCorruptError, match=r"burst0-1.*not valid JSON") as caught:
+        backend.load("trip")
+    assert "\n" not in str(caught.value)
+    assert victim.read_bytes() == b'{"item_key": "burst0-1", "media_id": '
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"[1, 2]", "not a JSON object"),
+        (None, "batch_size: Input should be greater than or equal to 1"),
+        (b'{"session_id": "\xc3\x28"}', "not UTF-8"),
+        (b'{"session_id": "trip", "schema_version": 99}', "newer q2google"),
+    ],
+)
+def test_corrupt_meta_is_a_one_line_error(
+    backend: JsonFileBackend, payload: bytes | None, message: str
+) -> None:
+    backend.save(sample_session("trip"))
+    meta = backend.state_dir / "trip" / "meta.json"
+    if payload is None:
+        payload = json.dumps({**json.loads(meta.read_text()), "batch_size": 0}).encode()
+    meta.write_bytes(payload)
+    with pytest.raises(StateCorruptError, match=message) as caught:
+        backend.load("trip")
+    assert str(meta) in str(caught.value)
+    assert meta.read_bytes() == payload
+
+
+def test_invalid_item_field_names_the_file_and_field(backend: JsonFileBackend) -> None:
+    backend.save(sample_session("trip"))
+    path = backend.state_dir / "trip" / "items" / JsonFileBackend.item_file_name("burst0-2")
+    data = json.loads(path.read_text())
+    data["transfer_status"] = "exploded"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StateCorruptError, match=r"burst0-2.*transfer_status"):
+        backend.load("trip")
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_the_next_save_completes(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = sample_session("trip", items=10)
+    backend.save(state)
+    previous = state.to_dict()
+    for item in state.items.values():
+        item.create_status = StageStatus.COMPLETED
+    state.set_stage(StageName.CREATE, StageStatus.COMPLETED)
+
+    real_replace, calls = os.replace, []
+
+    def replace_then_fail(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_fail)
+    with pytest.raises(StateWriteError, match="No space left on device"):
+        backend.save(state)
+    monkeypatch.setattr(os, "replace", real_replace)
+
+    torn = backend.load("trip")
+    assert torn is not None, "the previous checkpoint must stay loadable"
+    assert torn.stages == SessionState.from_dict(previous).stages, "meta is written last"
+    assert {item.create_status for item in torn.items.values()} <= {
+        StageStatus.COMPLETED,
+        StageStatus.PENDING,
+        StageStatus.SKIPPED,
+    }
+    assert not list(backend.state_dir.rglob(".*.tmp")), "temporary file left behind"
+
+    backend.save(state)
+    stored = backend.load("trip")
+    assert stored is not None
+    assert stored.to_dict() == state.to_dict()
+
+
+def test_unfinished_first_save_is_not_a_session_and_is_cleared(backend: JsonFileBackend) -> None:
+    items_dir = backend.state_dir / "trip" / "items"
+    items_dir.mkdir(parents=True)
+    (items_dir / "stale.0000000000.json").write_text('{"junk": true}')
+    assert backend.load("trip") is None
+    state = sample_session("trip", items=2)
+    backend.save(state)
+    stored = backend.load("trip")
+    assert stored is not None
+    assert stored.to_dict() == state.to_dict()
+
+
+def test_state_files_are_private(backend: JsonFileBackend) -> None:
+    backend.save(sample_session("trip"))
+    modes = {path.stat().st_mode & 0o777 for path in backend.state_dir.rglob("*.json")}
+    assert modes == {0o600}
+
+
+def test_legacy_flat_session_is_read_and_migrated_on_save(backend: JsonFileBackend) -> None:
+    backend.state_dir.mkdir()
+    legacy = {
+        "start_date_iso": "2023-06-01T00:00:00",
+        "end_date_iso": "2023-06-30T00:00:00",
+        "batch_size": 20,
+        "stages": {"discovery": "completed", "transfer": "completed", "create": "running"},
+        "items": {
+            "GOPR0001.JPG": {
+                "file_name": "GOPR0001.JPG",
+                "media_id": "m1",
+                "download_url": "https://cdn/1",
+                "discovery_status": "completed",
+                "transfer_status": "completed",
+                "create_status": "completed",
+                "upload_token": "t1",
+                "errors": {},
+            },
+            "GOPR0002.JPG": {
+                "file_name": "GOPR0002.JPG",
+                "media_id": "m1",
+                "transfer_status": "failed",
+                "create_status": "pending",
+                "errors": {"transfer": {"message": "timeout"}},
+            },
+        },
+        "batches": [
+            {
+                "batch_index": 0,
+                "file_names": ["GOPR0001.JPG"],
+                "status": "completed",
+                "responses_json": ['{"uploadToken": "t1"}'],
+                "error": None,
+            }
+        ],
+    }
+    flat = backend.state_dir / "old-run.json"
+    flat.write_text(json.dumps(legacy))
+
+    state = backend.load("old-run")
+    assert state is not None
+    assert list(state.items) == ["m1-0", "m1-1"]
+    assert state.items["m1-1"].errors[StageName.TRANSFER].message == "timeout"
+    assert state.batches[0].item_keys == ["m1-0"]
+    assert state.batches[0].responses == [{"uploadToken": "t1"}]
+    assert flat.read_text() == json.dumps(legacy), "loading must not change anything"
+
+    backend.save(state)
+    assert not flat.exists()
+    assert (backend.state_dir / "old-run.json.migrated").is_file()
+    again = backend.load("old-run")
+    assert again is not None
+    assert again.to_dict() == state.to_dict()
+
+
+def test_current_form_in_a_flat_file_is_read_too(backend: JsonFileBackend) -> None:
+    state = sample_session("flat")
+    backend.state_dir.mkdir()
+    (backend.state_dir / "flat.json").write_text(json.dumps(state.to_dict()))
+    loaded = backend.load("flat")
+    assert loaded is not None
+    assert loaded.to_dict() == state.to_dict()
+
+
+def test_session_ids_lists_both_layouts(backend: JsonFileBackend) -> None:
+    backend.save(sample_session("b-dir"))
+    (backend.state_dir / "a-flat.json").write_text("{}")
+    (backend.state_dir / "c-unfinished" / "items").mkdir(parents=True)
+    assert backend.session_ids() == ["a-flat", "b-dir"]
+
+
+def test_item_file_names_cannot_escape_or_collide() -> None:
+    names = {
+        JsonFileBackend.item_file_name(key)
+        for key in ["../x-0", "a/b-0", "AbC-0", "abc-0", "é-0", "x" * 500 + "-0"]
+    }
+    assert len(names) == 6
+    assert all("/" not in name and not name.startswith(".") for name in names)
+    assert all(len(name.encode()) < 200 for name in names)
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (None, "default-dir"),
+        ("file:///srv/q2google", "/srv/q2google"),
+        ("file://localhost/srv/x", "/srv/x"),
+        ("file:", "default-dir"),
+    ],
+)
+def test_from_settings(uri: str | None, expected: str) -> None:
+    settings = Q2GoogleSettings(state_dir=Path("default-dir"), state_uri=uri)
+    assert JsonFileBackend.from_settings(settings).state_dir == Path(expected)
+
+
+def test_file_uri_with_a_host_is_refused() -> None:
+    settings = Q2GoogleSettings(state_uri="file://nas/share")
+    with pytest.raises(UnknownBackendError, match="file:///absolute/path"):
+        JsonFileBackend.from_settings(settings)
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(StateWriteError, match="cannot write session 'trip'"):
+        JsonFileBackend(blocker / "state").save(sample_session("trip"))
+
+
+def test_keys_with_one_item_per_file_index(backend: JsonFileBackend) -> None:
+    state = new_session(
+        "burst", start_date_iso="2024-01-01", end_date_iso="2024-01-02", batch_size=5
+    )
+    for index in range(30):
+        state.add_item(ItemState(media_id="B1", file_index=index, file_name="GOPR0001.JPG"))
+    backend.save(state)
+    loaded = backend.load("burst")
+    assert loaded is not None
+    assert len(loaded.items) == 30
+    assert [item.file_index for item in loaded.items.values()] == list(range(30))
