@@ -59,16 +59,18 @@ def test_pymongo_is_not_imported_for_json_state(tmp_path: Path) -> None:
         print("pymongo" in sys.modules)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 
 @pytest.fixture
 def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An installed distribution registering `memory://` and `broken://` through entry points."""
-    (tmp_path / "memory_backend.py").write_text(textwrap.dedent(
-        """
+    (tmp_path / "memory_backend.py").write_text(
+        textwrap.dedent(
+            """
         class MemoryBackend:
             def __init__(self, uri):
                 self.uri, self.sessions = uri, {}
@@ -86,7 +88,8 @@ def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         def not_a_backend(settings):
             return object()
         """
-    ))
+        )
+    )
     dist = tmp_path / "memory_backend-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: memory-backend\nVersion: 1.0\n")

@@ -17,8 +17,9 @@ from q2google.errors import ConfigError
 def _q2google(*args: str) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("q2google")
     assert executable, "the console script is installed with the package"
-    return subprocess.run([executable, *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        [executable, *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_version() -> None:
@@ -36,8 +37,9 @@ def test_help_and_no_arguments() -> None:
 
 
 def test_python_dash_m_runs_the_same_cli() -> None:
-    result = subprocess.run([sys.executable, "-m", "q2google", "--version"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "q2google", "--version"], capture_output=True, text=True, check=False
+    )
     assert result.stdout.strip() == f"q2google {__version__}"
 
 
@@ -67,7 +69,9 @@ def test_debug_shows_the_traceback() -> None:
 
 
 def test_cli_import_stays_light() -> None:
-    code = "import sys, q2google.cli; print(sorted({'pydantic', 'httpx', 'aiohttp'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    heavy = "{'pydantic', 'httpx', 'aiohttp'}"
+    code = f"import sys, q2google.cli; print(sorted({heavy} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"

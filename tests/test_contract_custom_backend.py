@@ -24,8 +24,11 @@ class TestUserSqliteBackendContract(SyncStateBackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path: Path) -> BackendSpec:
         root = str(Path(__file__).resolve().parent.parent)
-        return BackendSpec("tests.sqlite_backend:SqliteBackend",
-                           {"path": str(tmp_path / "state.db")}, env={"PYTHONPATH": root})
+        return BackendSpec(
+            "tests.sqlite_backend:SqliteBackend",
+            {"path": str(tmp_path / "state.db")},
+            env={"PYTHONPATH": root},
+        )
 
 
 def test_it_satisfies_the_protocol(tmp_path: Path) -> None:

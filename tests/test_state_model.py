@@ -49,8 +49,12 @@ def test_new_session_checks_its_window() -> None:
         new_session("s", start_date_iso="yesterday", end_date_iso="2024-01-01", batch_size=1)
     with pytest.raises(ValueError, match="batch_size"):
         new_session("s", start_date_iso="2024-01-01", end_date_iso="2024-01-01", batch_size=0)
-    aware = new_session("s", start_date_iso="2024-01-01T00:00:00+02:00",
-                        end_date_iso="2024-01-01T00:00:00", batch_size=1)
+    aware = new_session(
+        "s",
+        start_date_iso="2024-01-01T00:00:00+02:00",
+        end_date_iso="2024-01-01T00:00:00",
+        batch_size=1,
+    )
     assert aware.end_date_iso == "2024-01-01T00:00:00"
 
 
@@ -131,8 +135,8 @@ def test_items_view_is_read_only_and_duplicates_are_refused() -> None:
         state.add_item(ItemState(media_id="m", file_name="again.JPG"))
     replacement = state.add_item(ItemState(media_id="m", file_name="b.JPG"), replace=True)
     assert replacement.position == item.position == 0
+    state.add_batch(BatchState(batch_index=0))
     with pytest.raises(KeyError, match="already"):
-        state.add_batch(BatchState(batch_index=0))
         state.add_batch(BatchState(batch_index=0))
     assert state.next_batch_index() == 1
 
