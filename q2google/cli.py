@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -58,6 +59,40 @@ def root(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+sandbox_app = typer.Typer(
+    help="Local emulators of the GoPro cloud and Google Photos, to try q2google without accounts.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Faults, e.g. '5xx=0.1,429=0.05,reset=0.05,token-ttl=3,bandwidth=10MiB'."
+        ),
+    ] = "",
+    library: Annotated[
+        str,
+        typer.Option(help="'demo', 'video:4GiB', 'photos=100,videos=3,bursts=2', or a JSON file."),
+    ] = "demo",
+    env_file: Annotated[
+        Path | None, typer.Option(help="Also write the export lines to this file.")
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the Google token file (default: a temporary one)."),
+    ] = None,
+) -> None:
+    """Serve the emulators until Ctrl-C, printing 'export' lines that point q2google at them."""
+    from q2google.sandbox.cli import serve
+
+    serve(port=port, faults=faults, library=library, env_file=env_file, token_file=token_file)
 
 
 def main(argv: list[str] | None = None) -> None:

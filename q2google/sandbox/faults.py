@@ -1,0 +1,158 @@
+"""Faults the sandbox can inject, each with a seeded probability, and the counters it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+from q2google.sandbox.library import parse_size
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """What can go wrong, and how often. All rates are probabilities per request (0 to 1).
+
+    Attributes:
+        seed: Seed of the fault dice, for reproducible runs.
+        server_error_rate: Answer 503 instead of serving (every endpoint).
+        rate_limit_rate: Answer 429 with ``Retry-After`` (every endpoint).
+        retry_after_seconds: The ``Retry-After`` sent with a 429.
+        reset_rate: Drop the connection midway through a CDN body or an upload chunk.
+        cdn_url_ttl_seconds: Lifetime of signed CDN URLs.
+        access_token_ttl_seconds: Lifetime of Google access tokens.
+        upload_token_ttl_seconds: Lifetime of upload tokens (Google: one day).
+        batch_item_failure_rate: Fail an item of batchCreate with a transient status.
+        bandwidth_bytes_per_second: Per-connection cap for CDN and upload bodies.
+        latency_seconds: Delay added before every answer.
+        daily_quota_requests: Google API requests allowed before every further one is a 429
+            "quota exceeded" (the daily limit), or ``None`` for no limit.
+    """
+
+    seed: int = 0
+    server_error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after_seconds: int = 1
+    reset_rate: float = 0.0
+    cdn_url_ttl_seconds: float = 6 * 3600
+    access_token_ttl_seconds: float = 3600
+    upload_token_ttl_seconds: float = 86_400
+    batch_item_failure_rate: float = 0.0
+    bandwidth_bytes_per_second: int | None = None
+    latency_seconds: float = 0.0
+    daily_quota_requests: int | None = None
+
+    ALIASES: ClassVar[dict[str, str]] = {
+        "5xx": "server_error_rate",
+        "429": "rate_limit_rate",
+        "retry-after": "retry_after_seconds",
+        "reset": "reset_rate",
+        "url-ttl": "cdn_url_ttl_seconds",
+        "token-ttl": "access_token_ttl_seconds",
+        "upload-token-ttl": "upload_token_ttl_seconds",
+        "item-failure": "batch_item_failure_rate",
+        "bandwidth": "bandwidth_bytes_per_second",
+        "latency": "latency_seconds",
+        "quota": "daily_quota_requests",
+    }
+
+    @classmethod
+    def parse(cls, spec: str, *, base: FaultConfig | None = None) -> FaultConfig:
+        """Parse ``5xx=0.1,429=0.05,reset=0.05,token-ttl=3,bandwidth=10MiB,seed=4``.
+
+        Keys are the field names or the short aliases above.
+
+        Raises:
+            ValueError: An unknown key or a value of the wrong kind.
+        """
+        config = base or cls()
+        known = {item.name: item for item in fields(cls)}
+        changes: dict[str, Any] = {}
+        for part in filter(None, (piece.strip() for piece in spec.split(","))):
+            key, sep, value = part.partition("=")
+            name = cls.ALIASES.get(key.strip(), key.strip().replace("-", "_"))
+            if not sep or name not in known:
+                raise ValueError(
+                    f"fault {part!r}: expected key=value with a key among "
+                    + ", ".join(sorted(cls.ALIASES))
+                )
+            try:
+                if name == "bandwidth_bytes_per_second":
+                    changes[name] = parse_size(value)
+                elif name in ("seed", "retry_after_seconds", "daily_quota_requests"):
+                    changes[name] = int(value)
+                else:
+                    changes[name] = float(value)
+            except ValueError:
+                raise ValueError(f"fault {part!r}: {value!r} is not a number") from None
+        return replace(config, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain data."""
+        return asdict(self)
+
+
+@dataclass
+class SandboxStats:
+    """What the sandbox saw: requests per route, bytes, faults fired per kind."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    cdn_bytes_sent: int = 0
+    upload_bytes_received: int = 0
+    upload_requests: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counters as plain data."""
+        return {
+            "requests": dict(self.requests),
+            "faults": dict(self.faults),
+            "cdn_bytes_sent": self.cdn_bytes_sent,
+            "upload_bytes_received": self.upload_bytes_received,
+            "upload_requests": self.upload_requests,
+        }
+
+
+class FaultInjector:
+    """Seeded dice for the configured faults; every fault that fires is counted."""
+
+    def __init__(self, config: FaultConfig, stats: SandboxStats) -> None:
+        self.stats = stats
+        self.configure(config)
+
+    def configure(self, config: FaultConfig) -> None:
+        """Replace the configuration and reseed the dice."""
+        self.config = config
+        self._rng = random.Random(config.seed)
+
+    def roll(self, kind: str, rate: float) -> bool:
+        """Return whether fault ``kind`` fires now (and count it when it does)."""
+        if rate <= 0 or self._rng.random() >= rate:
+            return False
+        self.stats.faults[kind] += 1
+        return True
+
+    def fraction(self) -> float:
+        """A seeded number in [0.1, 0.9): where in a body a reset happens."""
+        return 0.1 + 0.8 * self._rng.random()
+
+
+class Throttle:
+    """Keeps one connection's byte rate under the configured cap by sleeping."""
+
+    def __init__(self, bytes_per_second: int | None) -> None:
+        self.rate = bytes_per_second
+        self.started = time.monotonic()
+        self.moved = 0
+
+    async def account(self, size: int) -> None:
+        """Record ``size`` bytes moved and sleep until the rate allows more."""
+        if not self.rate:
+            return
+        self.moved += size
+        ahead = self.moved / self.rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)

@@ -1,0 +1,177 @@
+"""The GoPro cloud emulator, driven by gopro-api's own AsyncGoProClient, and its CDN."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import resource
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from q2google.config import Q2GoogleSettings
+from q2google.gopro import GoProCloudClient
+from q2google.sandbox import Sandbox, SandboxLibrary
+from q2google.sandbox.library import GIB, MIB
+
+WIDE = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
+MIXED = SandboxLibrary.generated(
+    photos=23,
+    videos=3,
+    bursts=2,
+    timelapses=2,
+    frames=6,
+    photo_size=64 * 1024,
+    video_size=2 * MIB,
+    days=60,
+    seed=5,
+)
+
+
+def _client(sandbox: Sandbox, **kwargs: object) -> GoProCloudClient:
+    settings = Q2GoogleSettings(gopro_api_url=sandbox.url)
+    return GoProCloudClient.from_settings(settings, access_token=sandbox.gopro_token, **kwargs)
+
+
+@pytest.mark.sandbox(library=MIXED)
+def test_gopro_api_lists_every_media_across_pages_and_resolves_every_file(
+    sandbox: Sandbox,
+) -> None:
+    async def collect() -> tuple[list[str], dict[str, list[str]]]:
+        async with _client(sandbox, page_size=7, max_items=10_000) as client:
+            rows = await client.list_media_items(*WIDE)
+            urls = {}
+            for row in rows:
+                download = await client.download(row.id)
+                embedded = download.embedded
+                urls[row.id] = [f.url for f in embedded.files] or [
+                    v.url for v in embedded.variations if v.label == "source"
+                ]
+            return [row.id for row in rows], urls
+
+    ids, urls = asyncio.run(collect())
+    assert sorted(ids) == sorted(media.media_id for media in MIXED.media)
+    assert sandbox.stats.requests["gopro"] >= 30 // 7 + len(MIXED.media)
+    with httpx.Client(timeout=30) as http:
+        for media in MIXED.media:
+            expected = [asset.sha256() for asset in media.deliverables]
+            got = [
+                hashlib.sha256(http.get(url).content).hexdigest() for url in urls[media.media_id]
+            ]
+            assert got == expected, media.media_id
+
+
+@pytest.mark.sandbox(library=MIXED)
+def test_search_honours_the_capture_window(sandbox: Sandbox) -> None:
+    start, end = datetime(2024, 1, 10, tzinfo=UTC), datetime(2024, 1, 20, tzinfo=UTC)
+
+    async def collect() -> list[str]:
+        async with _client(sandbox, page_size=4, max_items=10_000) as client:
+            return [row.id for row in await client.list_media_items(start, end)]
+
+    expected = {
+        m.media_id for m in MIXED.media if start <= m.captured_at < end.replace(day=21)
+    }  # gopro-api: end day inclusive
+    assert set(asyncio.run(collect())) == expected
+    assert 0 < len(expected) < len(MIXED.media)
+
+
+def test_search_rows_and_download_parse_as_gopro_api_models(sandbox: Sandbox) -> None:
+    async def first() -> tuple[object, object]:
+        async with _client(sandbox, page_size=100, max_items=100) as client:
+            rows = await client.list_media_items(*WIDE)
+            video = next(row for row in rows if row.type == "Video")
+            return video, await client.download(video.id)
+
+    video, download = asyncio.run(first())
+    labels = [variation.label for variation in download.embedded.variations]  # type: ignore[attr-defined]
+    assert labels == ["source", "high_res_proxy_mp4", "low_res_proxy_mp4"]
+    assert video.filename.endswith(".MP4")  # type: ignore[attr-defined]
+
+
+def test_file_names_collide_across_media_as_with_two_cameras() -> None:
+    names = [media.filename for media in MIXED.media if media.type == "Photo"]
+    assert len(set(names)) < len(names)
+
+
+def test_a_wrong_token_is_401(sandbox: Sandbox) -> None:
+    async def check() -> object:
+        async with GoProCloudClient(sandbox.url, access_token="not-the-token") as client:
+            return await client.check_auth()
+
+    status = asyncio.run(check())
+    assert status.authenticated is False  # type: ignore[attr-defined]
+    assert status.http_status == 401  # type: ignore[attr-defined]
+
+
+def _first_url(http: httpx.Client, sandbox: Sandbox, media_type: str = "Video") -> str:
+    cookies = {"Cookie": f"gp_access_token={sandbox.gopro_token}"}
+    media = next(m for m in sandbox.library.media if m.type == media_type)
+    body = http.get(f"/media/{media.media_id}/download", headers=cookies).json()
+    return str((body["_embedded"]["files"] or body["_embedded"]["variations"])[0]["url"])
+
+
+def test_cdn_serves_ranges(sandbox: Sandbox, http: httpx.Client) -> None:
+    url = _first_url(http, sandbox)
+    asset = next(m for m in sandbox.library.media if m.type == "Video").deliverables[0]
+    whole = b"".join(asset.read())
+
+    full = http.get(url)
+    assert full.status_code == 200
+    assert full.headers["accept-ranges"] == "bytes"
+    assert int(full.headers["content-length"]) == asset.size == len(full.content)
+    assert full.content == whole
+    for header, expected, content_range in [
+        ("bytes=0-99", whole[:100], f"bytes 0-99/{asset.size}"),
+        (
+            f"bytes={asset.size - 10}-",
+            whole[-10:],
+            f"bytes {asset.size - 10}-{asset.size - 1}/{asset.size}",
+        ),
+        ("bytes=-5", whole[-5:], f"bytes {asset.size - 5}-{asset.size - 1}/{asset.size}"),
+        ("bytes=70000-140000", whole[70000:140001], f"bytes 70000-140000/{asset.size}"),
+    ]:
+        part = http.get(url, headers={"Range": header})
+        assert part.status_code == 206, header
+        assert part.content == expected, header
+        assert part.headers["content-range"] == content_range
+    unsatisfiable = http.get(url, headers={"Range": f"bytes={asset.size}-"})
+    assert unsatisfiable.status_code == 416
+    assert unsatisfiable.headers["content-range"] == f"bytes */{asset.size}"
+    head = http.head(url)
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) == asset.size
+
+
+def test_cdn_refuses_tampered_urls(sandbox: Sandbox, http: httpx.Client) -> None:
+    url = _first_url(http, sandbox, "Photo")
+    tampered = url.replace("Signature=", "Signature=0")
+    assert http.get(tampered).status_code == 403
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox(library=SandboxLibrary.single_video(4 * GIB))
+def test_a_4_gib_asset_is_served_by_range_with_flat_memory(
+    sandbox: Sandbox, http: httpx.Client
+) -> None:
+    url = _first_url(http, sandbox)
+    asset = sandbox.library.media[0].deliverables[0]
+    for start in (0, 2 * GIB - 100, 4 * GIB - 1000):
+        part = http.get(url, headers={"Range": f"bytes={start}-{start + 999}"})
+        assert part.status_code == 206
+        assert part.content == b"".join(asset.read(start, start + 1000))
+
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    digest, expected = hashlib.sha256(), hashlib.sha256()
+    start = 4 * GIB - 768 * MIB
+    with http.stream("GET", url, headers={"Range": f"bytes={start}-"}) as response:
+        assert response.status_code == 206
+        assert int(response.headers["content-length"]) == 768 * MIB
+        for piece in response.iter_bytes(1024 * 1024):
+            digest.update(piece)
+    for piece in asset.read(start):
+        expected.update(piece)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert digest.hexdigest() == expected.hexdigest()
+    assert grown_mib < 64, f"serving 768 MiB raised the peak RSS by {grown_mib:.0f} MiB"
