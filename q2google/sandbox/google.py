@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ SCOPES = (
     "https://www.googleapis.com/auth/photoslibrary.edit.appcreateddata",
 )
 _READ_SIZE = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def google_error(
@@ -143,14 +144,26 @@ class GooglePhotosService:
         return [
             web.post("/token", self.token),
             web.post("/v1/uploads", self.uploads_endpoint),
-            web.post("/v1/mediaItems:batchCreate", self.batch_create),
-            web.get("/v1/mediaItems", self.list_media_items),
-            web.get("/v1/mediaItems/{item_id}", self.get_media_item),
-            web.post("/v1/albums", self.create_album),
-            web.get("/v1/albums", self.list_albums),
-            web.get("/v1/albums/{album_id:[^/:]+}", self.get_album),
-            web.post("/v1/albums/{album_id:[^/:]+}:batchAddMediaItems", self.add_to_album),
+            web.post("/v1/mediaItems:batchCreate", self._authenticated(self.batch_create)),
+            web.get("/v1/mediaItems", self._authenticated(self.list_media_items)),
+            web.get("/v1/mediaItems/{item_id}", self._authenticated(self.get_media_item)),
+            web.post("/v1/albums", self._authenticated(self.create_album)),
+            web.get("/v1/albums", self._authenticated(self.list_albums)),
+            web.get("/v1/albums/{album_id:[^/:]+}", self._authenticated(self.get_album)),
+            web.post(
+                "/v1/albums/{album_id:[^/:]+}:batchAddMediaItems",
+                self._authenticated(self.add_to_album),
+            ),
         ]
+
+    def _authenticated(self, handler: Handler) -> Handler:
+        """Wrap a Library API handler so it answers 401 without a valid access token."""
+
+        async def guarded(request: web.Request) -> web.Response:
+            denied = self._unauthenticated(request)
+            return denied if denied is not None else await handler(request)
+
+        return guarded
 
     # -- OAuth -----------------------------------------------------------------------------
 
@@ -382,9 +395,6 @@ class GooglePhotosService:
 
     async def batch_create(self, request: web.Request) -> web.Response:
         """``POST /v1/mediaItems:batchCreate``: 1 to 50 upload tokens become media items."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
         body = await _json_body(request)
         new_items = body.get("newMediaItems") if isinstance(body, dict) else None
         if not isinstance(new_items, list) or not 1 <= len(new_items) <= MAX_BATCH:
@@ -454,20 +464,10 @@ class GooglePhotosService:
 
     async def list_media_items(self, request: web.Request) -> web.Response:
         """``GET /v1/mediaItems``: the library, paged."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
-        page, next_token = _page(list(self.items.values()), request, default=25, maximum=100)
-        body: dict[str, Any] = {"mediaItems": [item.to_api() for item in page]}
-        if next_token:
-            body["nextPageToken"] = next_token
-        return web.json_response(body)
+        return _paged(request, "mediaItems", list(self.items.values()), default=25, maximum=100)
 
     async def get_media_item(self, request: web.Request) -> web.Response:
         """``GET /v1/mediaItems/{id}``."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
         item = self.items.get(request.match_info["item_id"])
         if item is None:
             return google_error(404, "NOT_FOUND", "Requested entity was not found.")
@@ -477,9 +477,6 @@ class GooglePhotosService:
 
     async def create_album(self, request: web.Request) -> web.Response:
         """``POST /v1/albums``."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
         body = await _json_body(request)
         title = body.get("album", {}).get("title") if isinstance(body, dict) else None
         if not isinstance(title, str) or not title.strip():
@@ -490,20 +487,10 @@ class GooglePhotosService:
 
     async def list_albums(self, request: web.Request) -> web.Response:
         """``GET /v1/albums``: app-created albums, paged."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
-        page, next_token = _page(list(self.albums.values()), request, default=20, maximum=50)
-        body: dict[str, Any] = {"albums": [album.to_api() for album in page]}
-        if next_token:
-            body["nextPageToken"] = next_token
-        return web.json_response(body)
+        return _paged(request, "albums", list(self.albums.values()), default=20, maximum=50)
 
     async def get_album(self, request: web.Request) -> web.Response:
         """``GET /v1/albums/{id}``."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
         album = self.albums.get(request.match_info["album_id"])
         if album is None:
             return google_error(404, "NOT_FOUND", "Requested entity was not found.")
@@ -511,9 +498,6 @@ class GooglePhotosService:
 
     async def add_to_album(self, request: web.Request) -> web.Response:
         """``POST /v1/albums/{id}:batchAddMediaItems``: up to 50 app-created items."""
-        denied = self._unauthenticated(request)
-        if denied is not None:
-            return denied
         album = self.albums.get(request.match_info["album_id"])
         if album is None:
             return google_error(404, "NOT_FOUND", "Requested entity was not found.")
@@ -568,13 +552,22 @@ async def _json_body(request: web.Request) -> Any:
         return None
 
 
-def _page(
-    rows: list[Any], request: web.Request, *, default: int, maximum: int
-) -> tuple[list[Any], str | None]:
+def _paged(
+    request: web.Request,
+    key: str,
+    rows: list[MediaItem] | list[Album],
+    *,
+    default: int,
+    maximum: int,
+) -> web.Response:
+    """Answer one page of ``rows`` under ``key``, with ``nextPageToken`` when more remain."""
     try:
         size = min(maximum, max(1, int(request.query.get("pageSize", default))))
         start = int(request.query.get("pageToken") or 0)
     except ValueError:
-        return [], None
+        return google_error(400, "INVALID_ARGUMENT", "pageSize and pageToken must be numbers")
     end = start + size
-    return rows[start:end], str(end) if end < len(rows) else None
+    body: dict[str, Any] = {key: [row.to_api() for row in rows[start:end]]}
+    if end < len(rows):
+        body["nextPageToken"] = str(end)
+    return web.json_response(body)
