@@ -70,7 +70,7 @@ class Q2GoogleSettings(BaseSettings):
     )
 
     state_dir: Path = Path(".q2google_sessions")
-    state_uri: str | None = None
+    state_uri: str | None = Field(default=None, repr=False)  # may hold a password
     gopro_api_url: HttpBaseUrl = "https://api.gopro.com"
     photos_api_url: HttpBaseUrl = "https://photoslibrary.googleapis.com"
     google_token_file: Path = Field(default_factory=default_google_token_file)

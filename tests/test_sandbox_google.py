@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from q2google.sandbox import Sandbox
+from q2google.sandbox import FaultConfig, Sandbox
 from q2google.sandbox.google import GRANULARITY, SCOPES
 
 KIB = 1024
@@ -277,5 +278,25 @@ def test_single_request_upload_of_any_size(
     url = start_upload(http, bearer, size)
     final = send(http, url, data, 0, finalize=True)
     assert final.status_code == 200, final.text
+    assert create(http, bearer, final.text).status_code == 200
+    assert sandbox.snapshot()["mediaItems"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_two_chunks_at_the_same_offset_cannot_both_land(
+    sandbox: Sandbox, http: httpx.Client, bearer: dict[str, str]
+) -> None:
+    data = os.urandom(2 * GRANULARITY)
+    url = start_upload(http, bearer, len(data))
+    sandbox.set_faults("bandwidth=1MiB")  # slow enough for both to be in flight together
+
+    def racer(_: int) -> int:
+        with httpx.Client(timeout=30) as own:
+            return send(own, url, data[:GRANULARITY], 0).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(racer, range(2)))
+    assert sorted(answers) == [200, 400]
+    sandbox.set_faults(FaultConfig())
+    final = send(http, url, data[GRANULARITY:], GRANULARITY, finalize=True)
     assert create(http, bearer, final.text).status_code == 200
     assert sandbox.snapshot()["mediaItems"][0]["sha256"] == hashlib.sha256(data).hexdigest()

@@ -13,6 +13,7 @@ from q2google.config import Q2GoogleSettings
 from q2google.errors import (
     InvalidSessionIdError,
     StateCorruptError,
+    StateError,
     StateWriteError,
     UnknownBackendError,
 )
@@ -222,52 +223,75 @@ def test_state_files_are_private(backend: JsonFileBackend) -> None:
     assert modes == {0o600}
 
 
-def test_legacy_flat_session_is_read_and_migrated_on_save(backend: JsonFileBackend) -> None:
-    backend.state_dir.mkdir()
-    legacy = {
-        "start_date_iso": "2023-06-01T00:00:00",
-        "end_date_iso": "2023-06-30T00:00:00",
-        "batch_size": 20,
-        "stages": {"discovery": "completed", "transfer": "completed", "create": "running"},
-        "items": {
-            "GOPR0001.JPG": {
-                "file_name": "GOPR0001.JPG",
-                "media_id": "m1",
-                "download_url": "https://cdn/1",
-                "discovery_status": "completed",
-                "transfer_status": "completed",
-                "create_status": "completed",
-                "upload_token": "t1",
-                "errors": {},
-            },
-            "GOPR0002.JPG": {
-                "file_name": "GOPR0002.JPG",
-                "media_id": "m1",
-                "transfer_status": "failed",
-                "create_status": "pending",
-                "errors": {"transfer": {"message": "timeout"}},
+ORIGINAL_FORM = {  # as the original q2google (schema 1) wrote it: items keyed by file name
+    "schema_version": 1,
+    "session_id": "old-run",
+    "created_at": "2025-06-01T10:00:00+00:00",
+    "updated_at": "2025-06-01T11:00:00+00:00",
+    "start_date_iso": "2023-06-01T00:00:00",
+    "end_date_iso": "2023-06-30T00:00:00",
+    "batch_size": 20,
+    "stages": {"discovery": "completed", "transfer": "completed", "create": "running"},
+    "items": {
+        "GOPR0001.JPG": {
+            "file_name": "GOPR0001.JPG",
+            "media_id": "m1",
+            "download_url": "https://cdn/1",
+            "discovery_status": "completed",
+            "transfer_status": "completed",
+            "create_status": "completed",
+            "upload_token": "t1",
+            "media_type": "photo",
+            "errors": {},
+        },
+        "GOPR0002.JPG": {
+            "file_name": "GOPR0002.JPG",
+            "media_id": "m1",
+            "discovery_status": "completed",
+            "transfer_status": "failed",
+            "create_status": "pending",
+            "upload_token": None,
+            "media_type": "photo",
+            "errors": {
+                "transfer": {
+                    "error_type": "TimeoutError",
+                    "message": "timeout",
+                    "attempt": 2,
+                    "updated_at": "2025-06-01T11:00:00+00:00",
+                }
             },
         },
-        "batches": [
-            {
-                "batch_index": 0,
-                "file_names": ["GOPR0001.JPG"],
-                "status": "completed",
-                "responses_json": ['{"uploadToken": "t1"}'],
-                "error": None,
-            }
-        ],
-    }
-    flat = backend.state_dir / "old-run.json"
-    flat.write_text(json.dumps(legacy))
+    },
+    "batches": {
+        "0": {
+            "batch_index": 0,
+            "file_names": ["GOPR0001.JPG"],
+            "status": "completed",
+            "responses_json": ['{"uploadToken": "t1"}'],
+            "error": None,
+        }
+    },
+}
 
-    state = backend.load("old-run")
+
+def _check_migrated(state: SessionState | None) -> SessionState:
     assert state is not None
     assert list(state.items) == ["m1-0", "m1-1"]
     assert state.items["m1-1"].errors[StageName.TRANSFER].message == "timeout"
-    assert state.batches[0].item_keys == ["m1-0"]
-    assert state.batches[0].responses == [{"uploadToken": "t1"}]
-    assert flat.read_text() == json.dumps(legacy), "loading must not change anything"
+    assert state.items["m1-0"].upload_token == "t1"
+    assert state.batches[0].item_keys == ("m1-0",)
+    assert state.batches[0].responses == ({"uploadToken": "t1"},)
+    assert state.created_at == "2025-06-01T10:00:00+00:00"
+    return state
+
+
+def test_original_flat_session_is_read_and_migrated_on_save(backend: JsonFileBackend) -> None:
+    backend.state_dir.mkdir()
+    flat = backend.state_dir / "old-run.json"
+    flat.write_text(json.dumps(ORIGINAL_FORM))
+
+    state = _check_migrated(backend.load("old-run"))
+    assert flat.read_text() == json.dumps(ORIGINAL_FORM), "loading must not change anything"
 
     backend.save(state)
     assert not flat.exists()
@@ -275,6 +299,69 @@ def test_legacy_flat_session_is_read_and_migrated_on_save(backend: JsonFileBacke
     again = backend.load("old-run")
     assert again is not None
     assert again.to_dict() == state.to_dict()
+
+
+def _write_original_directory(root: Path) -> Path:
+    directory = root / "old-run"
+    (directory / "items").mkdir(parents=True)
+    (directory / "batches").mkdir()
+    meta = {key: value for key, value in ORIGINAL_FORM.items() if key not in ("items", "batches")}
+    (directory / "meta.json").write_text(json.dumps(meta))
+    for name, item in ORIGINAL_FORM["items"].items():  # type: ignore[attr-defined]
+        (directory / "items" / f"{name}.json").write_text(json.dumps(item))
+    (directory / "batches" / "0.json").write_text(json.dumps(ORIGINAL_FORM["batches"]["0"]))  # type: ignore[index]
+    return directory
+
+
+def test_original_directory_layout_is_read_and_migrated_on_save(
+    backend: JsonFileBackend,
+) -> None:
+    directory = _write_original_directory(backend.state_dir)
+    state = _check_migrated(backend.load("old-run"))
+    backend.save(state)
+    names = sorted(path.name for path in (directory / "items").iterdir())
+    assert names == sorted(JsonFileBackend.item_file_name(key) for key in ("m1-0", "m1-1"))
+    again = backend.load("old-run")
+    assert again is not None
+    assert again.to_dict() == state.to_dict()
+    assert not again.has_pending_changes
+
+
+def test_migration_cut_before_meta_still_reads_the_original(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_original_directory(backend.state_dir)
+    state = _check_migrated(backend.load("old-run"))
+    real_write = JsonFileBackend._write_file
+
+    def die_on_meta(self: JsonFileBackend, path: Path, data: dict[str, object]) -> None:
+        if path.name == "meta.json":
+            raise OSError(5, "Input/output error")
+        real_write(self, path, data)
+
+    monkeypatch.setattr(JsonFileBackend, "_write_file", die_on_meta)
+    with pytest.raises(StateWriteError):
+        backend.save(state)
+    monkeypatch.setattr(JsonFileBackend, "_write_file", real_write)
+    _check_migrated(backend.load("old-run"))  # new files beside the old ones change nothing
+    backend.save(state)
+    again = backend.load("old-run")
+    assert again is not None
+    assert again.to_dict() == state.to_dict()
+
+
+def test_a_new_session_never_merges_into_a_stored_one(backend: JsonFileBackend) -> None:
+    backend.save(sample_session("trip", items=3))
+    fresh = new_session(
+        "trip", start_date_iso="2024-01-01", end_date_iso="2024-01-02", batch_size=5
+    )
+    fresh.add_item(ItemState(media_id="new", file_name="x.JPG"))
+    with pytest.raises(StateError, match="already exists"):
+        backend.save(fresh)
+    stored = backend.load("trip")
+    assert stored is not None
+    assert "new-0" not in stored.items
+    assert len(stored.items) == 3
 
 
 def test_current_form_in_a_flat_file_is_read_too(backend: JsonFileBackend) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from q2google.errors import ConfigError
+from q2google.files import write_private_file
 from q2google.sandbox.faults import FaultConfig
 from q2google.sandbox.library import SandboxLibrary
 from q2google.sandbox.server import Sandbox
@@ -44,10 +44,15 @@ async def _serve(sandbox: Sandbox, env_file: Path | None, token_file: Path | Non
                 f"cannot listen on {sandbox.host}:{sandbox.port}: {error.strerror or error}"
             ) from None
         try:
-            path = sandbox.write_token_file(token_file or Path(scratch) / "google-token.json")
-            lines = sandbox.export_lines(path)
-            if env_file is not None:
-                _write_private(env_file, lines)
+            target = token_file or Path(scratch) / "google-token.json"
+            try:
+                path = sandbox.write_token_file(target)
+                lines = sandbox.export_lines(path)
+                if env_file is not None:
+                    write_private_file(env_file, lines)
+            except OSError as error:
+                where = error.filename or env_file or target
+                raise ConfigError(f"cannot write {where}: {error.strerror or error}") from None
             sys.stdout.write(lines)
             sys.stdout.write(
                 f"# q2google sandbox on {sandbox.url}: {len(sandbox.library.media)} media, "
@@ -59,13 +64,3 @@ async def _serve(sandbox: Sandbox, env_file: Path | None, token_file: Path | Non
         finally:
             await sandbox.stop()
     print("# q2google sandbox stopped", file=sys.stderr)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically with mode 0600 (it holds tokens)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)

@@ -6,6 +6,7 @@ and size, which is what tests compare against the GoPro source.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -55,6 +56,7 @@ class UploadSession:
     committed: int = 0
     hasher: Any = field(default_factory=hashlib.sha256)
     final_token: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -305,20 +307,21 @@ class GooglePhotosService:
                 "INVALID_ARGUMENT",
                 "X-Goog-Upload-Command must be upload, finalize, query or cancel",
             )
-        if session.final_token:
-            return web.Response(text=session.final_token, headers=status)
         try:
             offset = int(request.headers["X-Goog-Upload-Offset"])
         except (KeyError, ValueError):
             return google_error(400, "INVALID_ARGUMENT", "X-Goog-Upload-Offset is required")
-        if offset != session.committed:
-            return google_error(
-                400,
-                "INVALID_ARGUMENT",
-                f"offset {offset} does not match {session.committed} received",
-                headers={**status, "X-Goog-Upload-Size-Received": str(session.committed)},
-            )
-        return await self._receive_chunk(request, session, finalize="finalize" in commands)
+        async with session.lock:  # one chunk at a time per session, offset checked under it
+            if session.final_token:
+                return web.Response(text=session.final_token, headers=status)
+            if offset != session.committed:
+                return google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"offset {offset} does not match {session.committed} received",
+                    headers={**status, "X-Goog-Upload-Size-Received": str(session.committed)},
+                )
+            return await self._receive_chunk(request, session, finalize="finalize" in commands)
 
     async def _receive_chunk(
         self, request: web.Request, session: UploadSession, *, finalize: bool

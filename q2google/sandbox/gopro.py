@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import re
 import time
@@ -69,7 +70,7 @@ class GoProCloud:
             start, end = _parse_captured_range(query.get("captured_range"))
         except ValueError as error:
             raise web.HTTPBadRequest(
-                text=f'{{"error": "{error}"}}', content_type="application/json"
+                text=json.dumps({"error": str(error)}), content_type="application/json"
             ) from None
         if page < 1 or not 1 <= per_page <= 1000:
             raise web.HTTPBadRequest(
@@ -224,6 +225,8 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int, int] | None:
     if not match or not (match.group(1) or match.group(2)):
         return 0, size, 200
     first, last = match.groups()
+    if first and last and int(last) < int(first):
+        return 0, size, 200  # syntactically invalid: ignored, as RFC 9110 says
     if first:
         start = int(first)
         end = min(size, int(last) + 1) if last else size

@@ -41,7 +41,8 @@ def asset_block(seed: int, index: int) -> bytes:
     """
     pattern = _pattern(seed)
     shift = (index * 2_654_435_761) % BLOCK_SIZE
-    return index.to_bytes(8, "big") + pattern[shift + 8 :] + pattern[:shift]
+    rotated = pattern[shift:] + pattern[:shift]
+    return index.to_bytes(8, "big") + rotated[8:]
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,8 @@ class SandboxLibrary:
         options: dict[str, Any]
         if path.suffix == ".json" and path.is_file():
             options = json.loads(path.read_text())
+            if not isinstance(options, dict):
+                raise ValueError(f"library spec {path}: expected a JSON object of counts and sizes")
         else:
             options = {}
             for part in filter(None, (piece.strip() for piece in spec.split(","))):

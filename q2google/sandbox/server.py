@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from q2google.files import write_private_file
 from q2google.sandbox.faults import FaultConfig, FaultInjector, SandboxStats
 from q2google.sandbox.google import SCOPES, GooglePhotosService, google_error
 from q2google.sandbox.gopro import GoProCloud
@@ -88,7 +89,7 @@ class Sandbox:
     def set_faults(self, faults: FaultConfig | str) -> None:
         """Switch faults on or off while serving (a spec string or a :class:`FaultConfig`)."""
         config = FaultConfig.parse(faults) if isinstance(faults, str) else faults
-        self.injector.configure(config)
+        self.call(lambda: self.injector.configure(config))
 
     def build_app(self) -> web.Application:
         """Return the aiohttp application serving every emulated endpoint."""
@@ -139,15 +140,22 @@ class Sandbox:
         def serve() -> None:
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(self.start())
-            except BaseException as error:  # reported to the caller below
-                failure.append(error)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
+                try:
+                    loop.run_until_complete(self.start())
+                except BaseException as error:  # reported to the caller below
+                    failure.append(error)
+                    return
+                finally:
+                    started.set()
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
 
         thread = threading.Thread(target=serve, name="q2google-sandbox", daemon=True)
         thread.start()
@@ -158,7 +166,9 @@ class Sandbox:
             yield self
         finally:
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
+            thread.join(timeout=30)
+            if thread.is_alive():
+                raise RuntimeError("the sandbox thread did not stop within 30 s")
 
     def call(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the sandbox's event loop and return its result.
@@ -196,11 +206,7 @@ class Sandbox:
             "account": "",
             "expiry": expiry.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-        os.chmod(path, 0o600)
+        write_private_file(path, json.dumps(data, indent=2))
         return path
 
     def environment(self, token_file: str | os.PathLike[str]) -> dict[str, str]:

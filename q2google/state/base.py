@@ -35,8 +35,11 @@ from pydantic import (
 
 from q2google.errors import InvalidSessionIdError, StateCorruptError
 
-SCHEMA_VERSION = 1
-"""Version of the stored form written by this q2google; older forms are migrated on load."""
+SCHEMA_VERSION = 2
+"""Version of the stored form written by this q2google; older forms are migrated on load.
+
+Version 1 is the original q2google's form (items keyed by file name); it is read and migrated.
+"""
 
 MAX_SESSION_ID_LENGTH = 128
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -224,13 +227,13 @@ class ItemState(_Record):
     media_type: str | None = None
     captured_at: str | None = None
     size_bytes: int | None = Field(default=None, ge=0)
-    download_url: str | None = None
+    download_url: str | None = Field(default=None, repr=False)
     discovery_status: StageStatus = StageStatus.PENDING
     transfer_status: StageStatus = StageStatus.PENDING
     create_status: StageStatus = StageStatus.PENDING
-    upload_url: str | None = None
+    upload_url: str | None = Field(default=None, repr=False)
     upload_offset: int = Field(default=0, ge=0)
-    upload_token: str | None = None
+    upload_token: str | None = Field(default=None, repr=False)
     upload_token_created_at: str | None = None
     media_item_id: str | None = None
     batch_index: int | None = Field(default=None, ge=0)
@@ -241,8 +244,10 @@ class ItemState(_Record):
     @classmethod
     def _default_key(cls, data: Any) -> Any:
         """Derive ``item_key`` from media id and file index when it is not given."""
-        if isinstance(data, Mapping) and "item_key" not in data and data.get("media_id"):
-            data = {**data, "item_key": make_item_key(data["media_id"], data.get("file_index", 0))}
+        if isinstance(data, Mapping) and "item_key" not in data:
+            media_id, index = data.get("media_id"), data.get("file_index", 0)
+            if isinstance(media_id, str) and media_id and isinstance(index, int) and index >= 0:
+                data = {**data, "item_key": make_item_key(media_id, index)}
         return data
 
     def record_error(self, error: ErrorRecord) -> None:
@@ -260,7 +265,7 @@ class BatchState(_Record):
 
     Attributes:
         batch_index: Zero-based position among the session's create batches.
-        item_keys: Keys of the items in the batch (at most 50).
+        item_keys: Keys of the items in the batch (at most 50); a tuple, so assign a new one.
         status: Where the call stands.
         responses: Google's per-item results once answered (``newMediaItemResults``).
         error: Why the batch failed as a whole, if it did.
@@ -268,9 +273,9 @@ class BatchState(_Record):
     """
 
     batch_index: int = Field(ge=0, frozen=True)
-    item_keys: list[str] = Field(default_factory=list)
+    item_keys: tuple[str, ...] = ()
     status: StageStatus = StageStatus.PENDING
-    responses: list[dict[str, Any]] | None = None
+    responses: tuple[dict[str, Any], ...] | None = None
     error: ErrorRecord | None = None
     attempts: int = Field(default=0, ge=0)
 
@@ -284,12 +289,15 @@ class StateChanges:
         meta: The session metadata to write, or ``None`` when it has not changed.
         items: Changed items as ``(item_key, data)`` pairs.
         batches: Changed batches as ``(batch_index, data)`` pairs.
+        full: The changes are the whole session (a new session, a copy, a migration): the
+            backend must store exactly these records and drop any others it holds for it.
     """
 
     session_id: str
     meta: dict[str, Any] | None
     items: tuple[tuple[str, dict[str, Any]], ...]
     batches: tuple[tuple[int, dict[str, Any]], ...]
+    full: bool = False
 
     @property
     def is_empty(self) -> bool:
@@ -446,6 +454,10 @@ class SessionState(BaseModel):
         """Mark an item changed, after mutating one of its fields in place (``errors``...)."""
         self.record_changed(self._items[item_key])
 
+    def mark_batch_dirty(self, batch_index: int) -> None:
+        """Mark a batch changed, after mutating one of its fields in place."""
+        self.record_changed(self._batches[batch_index])
+
     def mark_all_dirty(self) -> None:
         """Mark everything changed, so the next save writes the whole session.
 
@@ -488,6 +500,7 @@ class SessionState(BaseModel):
         with self._lock:
             item_keys, self._dirty_items = self._dirty_items, set()
             batch_indices, self._dirty_batches = self._dirty_batches, set()
+        full = self._saved_meta is None
         try:
             meta: dict[str, Any] | None = None
             if self._meta_changed():
@@ -500,6 +513,7 @@ class SessionState(BaseModel):
                 batches=tuple(
                     (index, self._batches[index].to_dict()) for index in sorted(batch_indices)
                 ),
+                full=full,
             )
             yield changes
         except BaseException:
@@ -540,10 +554,10 @@ class SessionState(BaseModel):
         """
         if not isinstance(data, Mapping):
             raise StateCorruptError("session state is not a JSON object")
-        version = data.get("schema_version", 0)
+        version = data.get("schema_version", 1)
         _refuse_newer(version)
-        if version == 0:
-            data = migrate_legacy_v0(data)
+        if not isinstance(version, int) or version < SCHEMA_VERSION:
+            data = migrate_legacy(data)
         meta = {key: value for key, value in data.items() if key not in ("items", "batches")}
         items = data.get("items", [])
         batches = data.get("batches", [])
@@ -657,14 +671,16 @@ class SyncStateBackend(Protocol):
         ...
 
 
-def migrate_legacy_v0(data: Mapping[str, Any], *, default_batch_size: int = 50) -> dict[str, Any]:
-    """Convert the original q2google's flat session form (items keyed by file name).
+def migrate_legacy(data: Mapping[str, Any], *, default_batch_size: int = 50) -> dict[str, Any]:
+    """Convert the original q2google's session form (schema 1: items keyed by file name).
 
-    Items get keys from their media id and their position among that media's files; batches'
-    ``file_names`` become ``item_keys`` and ``responses_json`` strings become objects.
+    Items get keys from their media id and their file name's rank among that media's files
+    (discovery matches them to GoPro's files again by media id and file name); ``file_names``
+    of batches become ``item_keys`` and ``responses_json`` strings objects. Items and batches may be
+    dicts (keyed by name or index) or lists; batches already in the current form are kept.
 
     Args:
-        data: A stored session without ``schema_version``.
+        data: A stored session of schema version 1 or none.
         default_batch_size: Batch size to record when the old form has none.
 
     Returns:
@@ -676,6 +692,8 @@ def migrate_legacy_v0(data: Mapping[str, Any], *, default_batch_size: int = 50) 
     try:
         raw_items = data.get("items") or {}
         entries = list(raw_items.values()) if isinstance(raw_items, Mapping) else list(raw_items)
+        # Deterministic whatever the storage order: indexes follow file names within a media.
+        entries.sort(key=lambda entry: (str(entry.get("media_id") or ""), entry["file_name"]))
         per_media: dict[str, int] = {}
         key_by_name: dict[str, str] = {}
         items = []
@@ -710,10 +728,14 @@ def migrate_legacy_v0(data: Mapping[str, Any], *, default_batch_size: int = 50) 
         for batch in raw_batches:
             responses = batch.get("responses_json")
             error = batch.get("error")
+            if "item_keys" in batch:  # written by an unfinished migration: current form
+                batches.append(dict(batch))
+                continue
+            item_keys = [key_by_name[name] for name in batch.get("file_names") or []]
             batches.append(
                 {
-                    "batch_index": batch["batch_index"],
-                    "item_keys": [key_by_name[name] for name in batch.get("file_names", [])],
+                    "batch_index": int(batch["batch_index"]),
+                    "item_keys": item_keys,
                     "status": batch.get("status", StageStatus.PENDING),
                     "responses": None
                     if responses is None
@@ -734,6 +756,9 @@ def migrate_legacy_v0(data: Mapping[str, Any], *, default_batch_size: int = 50) 
         or key in ("batch_size", "stages", "album_title", "album_id")
     }
     meta.setdefault("batch_size", default_batch_size)
+    for stamp in ("created_at", "updated_at"):
+        if not meta.get(stamp):
+            meta[stamp] = utc_now_iso()
     return {**meta, "schema_version": SCHEMA_VERSION, "items": items, "batches": batches}
 
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ import pydantic_core
 
 from q2google.errors import StateCorruptError, StateError, StateWriteError, UnknownBackendError
 from q2google.state.base import (
+    SCHEMA_VERSION,
     BatchState,
     ItemState,
     SessionState,
@@ -51,6 +53,8 @@ ITEMS_DIR = "items"
 BATCHES_DIR = "batches"
 MIGRATED_SUFFIX = ".migrated"
 _MAX_READABLE_NAME = 120
+_ITEM_FILE_RE = re.compile(r"\.[0-9a-f]{10}\.json$")
+"""Names of item files this version writes; others in ``items/`` are the original layout's."""
 _PARALLEL_WRITES_FROM = 64
 _WRITER_THREADS = 8
 
@@ -153,6 +157,8 @@ class JsonFileBackend:
             with state.pending_changes() as changes:
                 if changes.is_empty:
                     return
+                if changes.full and not first_save:
+                    self._refuse_other_session(directory, state)
                 self._write(directory, changes, first_save=first_save)
         except OSError as error:
             raise StateWriteError(
@@ -161,6 +167,20 @@ class JsonFileBackend:
             ) from error
         if first_save:
             self._retire_legacy(state.session_id)
+
+    def _refuse_other_session(self, directory: Path, state: SessionState) -> None:
+        """Refuse to write a whole session over a different one stored under the same id."""
+        stored = _read_json(directory / META_FILE)
+        if not isinstance(stored, dict):
+            raise StateCorruptError(f"{directory / META_FILE}: not a JSON object")
+        version = stored.get("schema_version", 1)
+        if isinstance(version, int) and version < SCHEMA_VERSION:
+            return  # the original layout, being migrated
+        if stored.get("created_at") != state.created_at:
+            raise StateError(
+                f"session {state.session_id!r} already exists in {self.state_dir} (created "
+                f"{stored.get('created_at')}); resume it or choose another session id"
+            )
 
     # -- sessions catalogue (beyond the protocol) ----------------------------------------------
 
@@ -189,12 +209,35 @@ class JsonFileBackend:
                 f"{meta_path}: holds session {meta.get('session_id')!r}, not {session_id!r} "
                 "(two ids that differ only in case share a directory on this filesystem)"
             )
-        items = [_parse(ItemState, path) for path in _json_files(directory / ITEMS_DIR)]
+        version = meta.get("schema_version", 1)
+        if isinstance(version, int) and version < SCHEMA_VERSION:
+            return self._load_legacy_directory(directory, meta)
+        items = [
+            _parse(ItemState, path)
+            for path in _json_files(directory / ITEMS_DIR)
+            if _ITEM_FILE_RE.search(path.name)
+        ]
         batches = [_parse(BatchState, path) for path in _json_files(directory / BATCHES_DIR)]
         try:
             return SessionState.from_parts(meta, items, batches)
         except StateCorruptError as error:
             raise StateCorruptError(f"{meta_path}: {error}") from None
+
+    def _load_legacy_directory(self, directory: Path, meta: dict[str, Any]) -> SessionState:
+        """Read the original q2google's directory layout (items named by file name)."""
+        items = [
+            _read_json(path)
+            for path in _json_files(directory / ITEMS_DIR)
+            if not _ITEM_FILE_RE.search(path.name)  # ours: left by an unfinished migration
+        ]
+        batches = [_read_json(path) for path in _json_files(directory / BATCHES_DIR)]
+        try:
+            state = SessionState.from_dict({**meta, "items": items, "batches": batches})
+        except StateCorruptError as error:
+            raise StateCorruptError(f"{directory}: {error}") from None
+        logger.info("read session %s in the original layout; it is migrated on save", directory)
+        state.mark_all_dirty()
+        return state
 
     def _load_legacy(self, session_id: str, path: Path) -> SessionState:
         data = _read_json(path)
@@ -228,13 +271,33 @@ class JsonFileBackend:
         else:
             for path, data in writes:
                 self._write_file(path, data)
-        if changes.items:
+        legacy = (
+            self._drop_stale(directory, {path.name for path, _ in writes}) if (changes.full) else []
+        )
+        if changes.items or changes.full:
             self._sync_dir(items_dir)
-        if changes.batches:
+        if changes.batches or changes.full:
             self._sync_dir(batches_dir)
         if changes.meta is not None:
             self._write_file(directory / META_FILE, changes.meta)
             self._sync_dir(directory)
+        for stale in legacy:
+            stale.unlink(missing_ok=True)
+
+    @staticmethod
+    def _drop_stale(directory: Path, kept: set[str]) -> list[Path]:
+        """Delete records a full save no longer has; return the original layout's item files,
+        which its ``meta.json`` still needs until the new one is written."""
+        legacy: list[Path] = []
+        for sub in (directory / ITEMS_DIR, directory / BATCHES_DIR):
+            for stale in _json_files(sub):
+                if stale.name in kept:
+                    continue
+                if sub.name == ITEMS_DIR and not _ITEM_FILE_RE.search(stale.name):
+                    legacy.append(stale)
+                else:
+                    stale.unlink()
+        return legacy
 
     def _prepare_session_dir(self, directory: Path) -> None:
         """Create the session's directories, clearing what an unfinished first save left."""

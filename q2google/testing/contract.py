@@ -242,6 +242,22 @@ class SyncStateBackendContract:
         backend.save(state)
         self.assert_stored(reopen_backend, state)
 
+    def test_a_full_save_stores_exactly_the_state(
+        self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
+    ) -> None:
+        stored = sample_session("copy", items=6)
+        backend.save(stored)
+        copy = SessionState.from_dict(stored.to_dict())
+        copy_data = copy.to_dict()
+        copy_data["items"] = copy_data["items"][:4]
+        copy_data["batches"] = copy_data["batches"][:1]
+        smaller = SessionState.from_dict(copy_data)
+        smaller.mark_all_dirty()  # as when copying a session into a backend
+        backend.save(smaller)
+        loaded = self.assert_stored(reopen_backend, smaller)
+        assert len(loaded.items) == 4
+        assert len(loaded.batches) == 1
+
     def test_sessions_are_isolated(
         self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
     ) -> None:
