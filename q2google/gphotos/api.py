@@ -1,0 +1,217 @@
+"""Low-level HTTP for the Photos Library API v1: authorization, errors, retries.
+
+One ``httpx.AsyncClient`` (keep-alive pool, explicit timeouts) per :class:`GooglePhotosAPI`.
+Its ``transport`` is the seam tests use to swap the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from q2google.gphotos.models import (
+    Album,
+    BatchCreateRequest,
+    GoogleAPIError,
+    GoogleErrorBody,
+    MediaItemBatchCreateResponse,
+)
+from q2google.retry import (
+    DEFAULT_POLICY,
+    RETRYABLE_STATUSES,
+    QuotaExhaustedError,
+    RetryableStatusError,
+    RetryPolicy,
+    parse_retry_after,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=300.0, write=300.0, pool=120.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+
+
+class TokenProvider(Protocol):
+    """Where access tokens come from (:class:`~q2google.gphotos.oauth.GooglePhotosOAuth`)."""
+
+    async def access_token(self) -> str: ...
+
+    async def refresh(self, rejected: str | None = None) -> str: ...
+
+
+def error_body(response: httpx.Response) -> GoogleErrorBody:
+    """Google's error object from a response, or one made from its status line."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return GoogleErrorBody.model_validate({"code": response.status_code, **payload["error"]})
+    return GoogleErrorBody(code=response.status_code, message=response.reason_phrase)
+
+
+def is_daily_quota(error: GoogleErrorBody) -> bool:
+    """Whether a 429 means a per-day quota (hours away), not a per-minute one."""
+    text = error.message.lower()
+    limits = " ".join(
+        str(detail.get("metadata", {}).get("quota_limit", "")) for detail in error.details
+    ).lower()
+    return "per day" in text or "perday" in limits
+
+
+def raise_for_status(operation: str, response: httpx.Response) -> None:
+    """Turn an error response into the exception the retry policy expects.
+
+    Raises:
+        QuotaExhaustedError: A daily quota is used up (not retried).
+        RetryableStatusError: 408, 429 or 5xx (retried, honouring ``Retry-After``).
+        GoogleAPIError: Any other error status (not retried).
+    """
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429:
+        body = error_body(response)
+        if is_daily_quota(body):
+            raise QuotaExhaustedError(
+                "Google Photos' daily request quota is used up; everything done so far is "
+                "saved: run the same command again after the quota resets (midnight, "
+                "Pacific time)"
+            )
+    if status in RETRYABLE_STATUSES:
+        raise RetryableStatusError(
+            operation, status, parse_retry_after(response.headers.get("Retry-After"))
+        )
+    raise GoogleAPIError(operation, error_body(response))
+
+
+class GooglePhotosAPI:
+    """Authorized, retried calls to the Library API.
+
+    Args:
+        base_url: API origin (``Q2GOOGLE_PHOTOS_API_URL``).
+        tokens: Source of access tokens.
+        policy: Retry policy for every call that can be repeated.
+        transport: httpx transport (tests pass a mock one).
+        timeout: httpx timeouts.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy
+        self._tokens = tokens
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, limits=DEFAULT_LIMITS, transport=transport
+        )
+
+    def __repr__(self) -> str:
+        return f"GooglePhotosAPI({self.base_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> GooglePhotosAPI:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        content: AsyncIterator[bytes] | bytes | None = None,
+    ) -> httpx.Response:
+        """Send one authorized request, once (a 401 refreshes the token and resends a bodyless
+        or JSON request; a streamed body cannot be resent and the 401 is returned instead).
+
+        Returns:
+            The response, whatever its status.
+        """
+        token = await self._tokens.access_token()
+        response = await self._client.request(
+            method,
+            url,
+            json=json,
+            params=params,
+            content=content,
+            headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+        )
+        if response.status_code == 401 and not isinstance(content, AsyncIterator):
+            token = await self._tokens.refresh(token)
+            response = await self._client.request(
+                method,
+                url,
+                json=json,
+                params=params,
+                content=content,
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+            )
+        elif response.status_code == 401:
+            await self._tokens.refresh(token)
+        return response
+
+    async def call(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send a repeatable request under the retry policy and check its status.
+
+        Raises:
+            QuotaExhaustedError, GoogleAPIError: See :func:`raise_for_status`.
+        """
+
+        async def once() -> httpx.Response:
+            response = await self.send(method, url, json=json, params=params)
+            if response.status_code == 401:
+                raise GoogleAPIError(operation, error_body(response))
+            raise_for_status(operation, response)
+            return response
+
+        result: httpx.Response = await self.policy.call(operation, once)
+        return result
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def batch_create(self, request: BatchCreateRequest) -> MediaItemBatchCreateResponse:
+        """``POST /v1/mediaItems:batchCreate`` (200, or 207 when some items failed)."""
+        response = await self.call(
+            "batchCreate", "POST", "/v1/mediaItems:batchCreate", json=request.to_api()
+        )
+        return MediaItemBatchCreateResponse.model_validate(response.json())
+
+    async def list_albums(self, page_token: str | None = None) -> tuple[list[Album], str | None]:
+        """One page of app-created albums, and the next page's token."""
+        params = {"pageSize": "50", "excludeNonAppCreatedData": "true"}
+        if page_token:
+            params["pageToken"] = page_token
+        body = (await self.call("albums.list", "GET", "/v1/albums", params=params)).json()
+        albums = [Album.model_validate(album) for album in body.get("albums", [])]
+        return albums, body.get("nextPageToken")
+
+    async def create_album(self, title: str) -> Album:
+        """``POST /v1/albums``."""
+        response = await self.call(
+            "albums.create", "POST", "/v1/albums", json={"album": {"title": title}}
+        )
+        return Album.model_validate(response.json())
