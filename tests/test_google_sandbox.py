@@ -169,6 +169,6 @@ def test_login_needs_a_real_client_secrets_file(tmp_path: Path) -> None:
 async def test_no_token_in_any_repr(sandbox: Sandbox, tmp_path: Path) -> None:
     client = _client(sandbox, tmp_path)
     async with client:
-        token = await client.api._tokens.access_token()  # type: ignore[attr-defined]
-        texts = [repr(client.api), repr(client.api._tokens), repr(client)]  # type: ignore[attr-defined]
+        token = await client.api._tokens.access_token()
+        texts = [repr(client.api), repr(client.api._tokens), repr(client)]
     assert not [text for text in texts if token in text or sandbox.refresh_token in text]
