@@ -118,9 +118,13 @@ class _Cursor:
                 try:
                     piece = await anext(self._stream)
                 except StopAsyncIteration:
+                    self._stream = None
                     raise ValueError(
                         f"the source ended at byte {self._position}, before the announced size"
                     ) from None
+                except BaseException:
+                    self._stream = None  # a failed stream is never read again: reopen it
+                    raise
             if len(piece) > remaining:
                 piece, self._leftover = piece[:remaining], piece[remaining:]
             for start in range(0, len(piece), _READ_BLOCK):
@@ -143,6 +147,8 @@ class _Upload:
     offset: int = 0
     synced: bool = False
     token: str | None = None
+    unit: int = GRANULARITY  # the session's X-Goog-Upload-Chunk-Granularity
+    confirmed: int = 0  # the last offset Google confirmed to this process
 
 
 class GooglePhotosClient:
@@ -168,6 +174,7 @@ class GooglePhotosClient:
         self.policy = policy
         self._create_lock = asyncio.Lock()
         self._albums: dict[str, str] = {}
+        self._album_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(
@@ -278,8 +285,9 @@ class GooglePhotosClient:
     ) -> None:
         """Make one step of progress: (re)sync with the server if needed, send one chunk."""
         if state.url is None:
-            state.url = await self._start(size, file_name, mime_type)
-            state.offset, state.synced = 0, True
+            state.url, state.unit = await self._start(size, file_name, mime_type)
+            state.offset = state.confirmed = 0
+            state.synced = True
             await _notify(on_progress, state.url, 0)
         if not state.synced:
             try:
@@ -289,21 +297,25 @@ class GooglePhotosClient:
                 state.url, state.offset = None, 0
                 return
             await _notify(on_progress, state.url, state.offset)
-            if state.token is not None:
+            if state.token is not None or state.offset > state.confirmed:
+                state.confirmed = state.offset  # progress: the next chunk gets a fresh budget
                 return
         state.synced = False  # until this chunk is answered, the server's offset is unknown
-        length = min(
-            self.chunk_size - self.chunk_size % GRANULARITY or GRANULARITY, size - state.offset
-        )
+        chunk = max(state.unit, self.chunk_size // state.unit * state.unit)
+        length = min(chunk, size - state.offset)
         final = state.offset + length >= size
         headers = {
             "X-Goog-Upload-Command": "upload, finalize" if final else "upload",
             "X-Goog-Upload-Offset": str(state.offset),
             "Content-Length": str(length),
         }
-        response = await self.api.send(
-            "POST", state.url, content=cursor.take(state.offset, length), headers=headers
-        )
+        try:
+            response = await self.api.send(
+                "POST", state.url, content=cursor.take(state.offset, length), headers=headers
+            )
+        except BaseException:
+            await cursor.close()  # what was read is unconfirmed: reopen after the query
+            raise
         if response.status_code == 404:
             state.url, state.offset = None, 0
             raise RetryableStatusError(f"upload of {file_name} (session lost)", 404)
@@ -313,6 +325,7 @@ class GooglePhotosClient:
             raise RetryableStatusError(f"upload of {file_name} (offset mismatch)", 400)
         raise_for_status(f"upload of {file_name}", response)
         state.offset += length
+        state.confirmed = state.offset
         state.synced = True
         if final:
             state.token = response.text.strip()
@@ -320,15 +333,16 @@ class GooglePhotosClient:
                 raise GoogleAPIError(f"upload of {file_name}", error_body(response))
         await _notify(on_progress, state.url, state.offset)
 
-    async def _start(self, size: int, file_name: str, mime_type: str) -> str:
+    async def _start(self, size: int, file_name: str, mime_type: str) -> tuple[str, int]:
         response = await self._start_request(size, file_name, mime_type)
         url: str | None = response.headers.get("X-Goog-Upload-URL")
         if not url:
             raise GoogleAPIError("upload start", error_body(response))
-        granularity = int(response.headers.get("X-Goog-Upload-Chunk-Granularity", GRANULARITY))
-        if granularity != GRANULARITY and self.chunk_size % granularity:
-            self.chunk_size -= self.chunk_size % granularity
-        return url
+        try:
+            unit = int(response.headers.get("X-Goog-Upload-Chunk-Granularity", GRANULARITY))
+        except ValueError:
+            unit = GRANULARITY
+        return url, max(GRANULARITY, unit)
 
     async def _start_request(self, size: int, file_name: str, mime_type: str) -> httpx.Response:
         headers = {
@@ -371,6 +385,12 @@ class GooglePhotosClient:
 
         Returns:
             One result per item, in the order given.
+
+        Note:
+            A batchCreate call cannot be sent twice safely: if its answer is lost and it is
+            retried, Google answers code 3 (token used) for items it did create. Callers that
+            need exactly once (the pipeline) send one batch per call, checkpoint around it,
+            and upload again what answers code 3: identical bytes yield the existing item.
 
         Raises:
             GoogleAPIError: A whole call was refused (a bad album id, say).
@@ -419,19 +439,21 @@ class GooglePhotosClient:
 
     async def find_or_create_album(self, title: str) -> str:
         """Return the id of the app-created album ``title``, creating it if there is none."""
-        if title in self._albums:
+        async with self._album_lock:  # two callers must not both create it
+            if title not in self._albums:
+                self._albums[title] = await self._find_or_create_album(title)
             return self._albums[title]
+
+    async def _find_or_create_album(self, title: str) -> str:
         page_token: str | None = None
         while True:
             albums, page_token = await self.api.list_albums(page_token)
             for album in albums:
                 if album.title == title:
-                    self._albums[title] = album.id
                     return album.id
             if not page_token:
                 break
         album = await self.api.create_album(title)
-        self._albums[title] = album.id
         return album.id
 
 

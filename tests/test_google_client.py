@@ -422,3 +422,87 @@ async def test_upload_file_path_streams_from_disk(mock: respx.MockRouter, tmp_pa
     finalize = session_route(mock, "upload, finalize").respond(200, text="TOKEN")
     assert await harness.client.upload_file_path(path) == "TOKEN"
     assert finalize.calls.last.request.content == data[3 * G :]
+
+
+async def test_a_source_failing_mid_chunk_never_shifts_bytes(mock: respx.MockRouter) -> None:
+    # 4 MiB source pieces, sent in 1 MiB blocks; the source dies after its first piece once.
+    harness, data = Harness(), os.urandom(12 * 1024 * 1024)
+    failed = False
+
+    async def source(offset: int) -> AsyncIterator[bytes]:
+        nonlocal failed
+        harness.opened_at.append(offset)
+        for start in range(offset, len(data), 4 * 1024 * 1024):
+            yield data[start : start + 4 * 1024 * 1024]
+            if not failed:
+                failed = True
+                raise httpx.ReadError("CDN dropped")
+
+    received = bytearray()
+
+    def google(request: httpx.Request) -> httpx.Response:
+        offset = int(request.headers["X-Goog-Upload-Offset"])
+        try:
+            body = request.read()
+        except httpx.ReadError:
+            return httpx.Response(500)
+        assert offset == len(received), "bytes must arrive in order, none skipped"
+        received.extend(body)
+        return httpx.Response(200, text="TOKEN")
+
+    started(mock)
+    session_route(mock, "upload, finalize").mock(side_effect=google)
+    session_route(mock, "query").mock(side_effect=lambda _: query_answer(len(received)))
+    token = await harness.client.upload(
+        source, size=len(data), file_name="v.mp4", mime_type="video/mp4"
+    )
+    assert token == "TOKEN"
+    assert bytes(received) == data
+
+
+async def test_the_session_granularity_sizes_the_chunks(mock: respx.MockRouter) -> None:
+    unit = 8 * 1024 * 1024
+    harness, data = Harness(chunk_size=4 * 1024 * 1024), os.urandom(2 * unit + 5)
+    mock.post("/v1/uploads", headers={"X-Goog-Upload-Command": "start"}).respond(
+        200, headers={"X-Goog-Upload-URL": SESSION, "X-Goog-Upload-Chunk-Granularity": str(unit)}
+    )
+    chunk = session_route(mock, "upload").respond(200)
+    session_route(mock, "upload, finalize").respond(200, text="TOKEN")
+    assert await harness.upload(data) == "TOKEN"
+    assert [len(call.request.content) for call in chunk.calls] == [unit, unit]
+    assert harness.client.chunk_size == 4 * 1024 * 1024, "the shared setting is left alone"
+
+
+async def test_progress_gives_the_next_step_a_fresh_retry_budget(mock: respx.MockRouter) -> None:
+    harness, data = Harness(), os.urandom(8 * G)  # policy: 4 attempts per step
+    started(mock)
+    confirmed = [0]
+
+    def drop_after_progress(request: httpx.Request) -> httpx.Response:
+        offset = int(request.headers["X-Goog-Upload-Offset"])
+        if offset + G < len(data):  # Google keeps one more granule each time, then drops
+            confirmed[0] = offset + G
+            raise httpx.ReadError("dropped")
+        return httpx.Response(200, text="TOKEN")
+
+    session_route(mock, "upload, finalize").mock(side_effect=drop_after_progress)
+    session_route(mock, "query").mock(side_effect=lambda _: query_answer(confirmed[0]))
+    assert await harness.upload(data) == "TOKEN"  # 7 drops, more than one step's 4 attempts
+
+
+async def test_a_401_that_survives_refresh_names_the_fix(mock: respx.MockRouter) -> None:
+    from q2google.gphotos.models import GoogleAuthError
+
+    harness = Harness()
+    mock.get("/v1/albums").respond(401, json={"error": {"code": 401, "status": "UNAUTHENTICATED"}})
+    with pytest.raises(GoogleAuthError, match="q2google auth google"):
+        await harness.client.find_or_create_album("x")
+
+
+async def test_a_token_file_that_is_not_an_object(tmp_path: Path) -> None:
+    from q2google.gphotos.models import GoogleAuthError
+    from q2google.gphotos.oauth import GooglePhotosOAuth
+
+    (tmp_path / "t.json").write_text("[]")
+    with pytest.raises(GoogleAuthError, match="not an object"):
+        await GooglePhotosOAuth(tmp_path / "t.json").access_token()

@@ -15,6 +15,7 @@ from q2google.gphotos.models import (
     Album,
     BatchCreateRequest,
     GoogleAPIError,
+    GoogleAuthError,
     GoogleErrorBody,
     MediaItemBatchCreateResponse,
 )
@@ -57,6 +58,13 @@ def is_daily_quota(error: GoogleErrorBody) -> bool:
         str(detail.get("metadata", {}).get("quota_limit", "")) for detail in error.details
     ).lower()
     return "per day" in text or "perday" in limits
+
+
+def _missing_scope(response: httpx.Response) -> bool:
+    if response.status_code != 403:
+        return False
+    body = error_body(response)
+    return "scope" in body.message.lower() or body.status == "UNAUTHENTICATED"
 
 
 def raise_for_status(operation: str, response: httpx.Response) -> None:
@@ -183,8 +191,12 @@ class GooglePhotosAPI:
 
         async def once() -> httpx.Response:
             response = await self.send(method, url, json=json, params=params)
-            if response.status_code == 401:
-                raise GoogleAPIError(operation, error_body(response))
+            if response.status_code == 401 or _missing_scope(response):
+                raise GoogleAuthError(
+                    f"Google Photos refused the credentials for {operation} "
+                    f"({error_body(response).status or response.status_code}): run "
+                    "`q2google auth google` to sign in again"
+                )
             raise_for_status(operation, response)
             return response
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from q2google.files import write_private_file
 from q2google.gphotos.models import GoogleAuthError
-from q2google.retry import DEFAULT_POLICY, RetryableStatusError, RetryPolicy
+from q2google.retry import RetryableStatusError, RetryPolicy
 
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
@@ -33,6 +33,8 @@ SCOPES = (
 )
 """The Library API scopes that still exist after Google's 2025 change."""
 FIX = "run `q2google auth google` to sign in again"
+REFRESH_POLICY = RetryPolicy(attempts=3, total_seconds=60)
+"""Refreshes happen inside API calls that are retried themselves: keep this loop short."""
 
 
 class GooglePhotosOAuth:
@@ -43,7 +45,7 @@ class GooglePhotosOAuth:
         policy: Retry policy for refresh requests.
     """
 
-    def __init__(self, token_file: str | Path, *, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, token_file: str | Path, *, policy: RetryPolicy = REFRESH_POLICY) -> None:
         self.token_file = Path(token_file)
         self._policy = policy
         self._credentials: Credentials | None = None
@@ -77,6 +79,10 @@ class GooglePhotosOAuth:
             raise GoogleAuthError(
                 f"cannot read the Google token {self.token_file} ({reason}): {FIX}"
             ) from None
+        if not isinstance(info, dict):
+            raise GoogleAuthError(
+                f"{self.token_file} is not a Google authorized-user token (not an object): {FIX}"
+            )
         try:
             credentials: Credentials = Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
                 info
