@@ -7,9 +7,13 @@ module is the one place that adapts it, by subclassing, so that ``Q2GOOGLE_GOPRO
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gopro_api import AsyncGoProAPI, AsyncGoProClient
+
+from q2google.retry import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
@@ -61,3 +65,93 @@ class GoProCloudClient(AsyncGoProClient):  # type: ignore[misc]
     ) -> GoProCloudClient:
         """Build the client for ``settings.gopro_api_url``."""
         return cls(settings.gopro_api_url, access_token=access_token, **kwargs)
+
+
+@dataclass(frozen=True)
+class GoProFile:
+    """One deliverable file of a GoPro media, with a freshly signed CDN URL.
+
+    Attributes:
+        media_id: GoPro media id.
+        file_index: Position among the media's deliverable files.
+        file_name: Name to give Google (frames of a burst get ``-001``, ``-002``...).
+        url: Signed CDN URL (expires).
+        width: Pixel width.
+        height: Pixel height.
+    """
+
+    media_id: str
+    file_index: int
+    file_name: str
+    url: str
+    width: int
+    height: int
+
+
+def deliverable_files(media_id: str, download: Any) -> list[GoProFile]:
+    """Pick what a sync delivers from ``/media/{id}/download`` metadata.
+
+    Every file of a photo, burst or time-lapse; for a video, the ``source`` variation when
+    offered, else the largest one (never a downscaled proxy when the original exists).
+    """
+    name: str = download.filename
+    files = sorted(download.embedded.files, key=lambda f: f.item_number)
+    chosen: list[Any]
+    if files:
+        chosen = files
+    elif download.embedded.variations:
+        variations = download.embedded.variations
+        sources = [v for v in variations if v.label == "source"]
+        chosen = sources[:1] or [max(variations, key=lambda v: (v.height * v.width, v.height))]
+    else:
+        chosen = []
+    stem, dot, extension = name.rpartition(".")
+    return [
+        GoProFile(
+            media_id=media_id,
+            file_index=index,
+            file_name=name
+            if len(chosen) == 1 or not dot
+            else f"{stem}-{index + 1:03d}.{extension}",
+            url=entry.url,
+            width=entry.width,
+            height=entry.height,
+        )
+        for index, entry in enumerate(chosen)
+    ]
+
+
+class GoProLibrary:
+    """The GoPro cloud as the pipeline uses it: pages of a window, files of a media.
+
+    Every call goes through the shared retry policy.
+
+    Args:
+        client: An entered :class:`GoProCloudClient`.
+        policy: Retry policy.
+        per_page: Media per search page.
+    """
+
+    def __init__(
+        self, client: GoProCloudClient, *, policy: RetryPolicy = DEFAULT_POLICY, per_page: int = 100
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.per_page = per_page
+
+    async def page(self, start: datetime, end: datetime, number: int) -> tuple[list[Any], int]:
+        """Return the media rows of page ``number`` (1-based) and the total page count."""
+        from gopro_api import CapturedRange, GoProMediaSearchParams
+
+        params = GoProMediaSearchParams(
+            captured_range=CapturedRange(start=start, end=end), page=number, per_page=self.per_page
+        )
+        response = await self.policy.call("GoPro media search", lambda: self.client.search(params))
+        return list(response.embedded.media), int(response.pages.total_pages)
+
+    async def files(self, media_id: str) -> list[GoProFile]:
+        """Resolve the deliverable files of a media, with fresh CDN URLs."""
+        download = await self.policy.call(
+            "GoPro download metadata", lambda: self.client.download(media_id)
+        )
+        return deliverable_files(media_id, download)

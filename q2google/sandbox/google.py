@@ -337,7 +337,7 @@ class GooglePhotosService:
         throttle = Throttle(self.injector.config.bandwidth_bytes_per_second)
         pending = bytearray()
         read = 0
-        while piece := await request.content.read(_READ_SIZE):
+        while piece := await _read_or_none(request):
             read += len(piece)
             self.stats.upload_bytes_received += len(piece)
             pending += piece
@@ -541,6 +541,14 @@ class GooglePhotosService:
                 for album in self.albums.values()
             ],
         }
+
+
+async def _read_or_none(request: web.Request) -> bytes:
+    """The next piece of the body; empty when the client went away (as after a reset)."""
+    try:
+        return await request.content.read(_READ_SIZE)
+    except ConnectionResetError:
+        return b""
 
 
 def _commands(request: web.Request) -> set[str]:

@@ -207,7 +207,10 @@ class GoProCloud:
                 self.stats.cdn_bytes_sent += reset_at - position
                 _drop_connection(request)
                 return response
-            await response.write(piece)
+            try:
+                await response.write(piece)
+            except ConnectionResetError:  # the client went away
+                return response
             position += len(piece)
             self.stats.cdn_bytes_sent += len(piece)
             await throttle.account(len(piece))

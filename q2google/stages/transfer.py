@@ -1,0 +1,297 @@
+"""Transfer: stream each file from the GoPro CDN straight into a Google resumable upload.
+
+No temporary files and no whole file in memory. ``transfer_concurrency`` items are in flight.
+The upload session URL and the offset Google confirmed are checkpointed as they advance, so a
+new process continues an upload a killed one started. CDN URLs are resolved right before each
+download and again when one has expired; a body cut midway reopens with a ``Range`` request
+from the upload's confirmed offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from q2google.gopro import GoProLibrary
+from q2google.gphotos.models import GoogleAPIError, GoogleAuthError
+from q2google.photos import GooglePhotoLibraryPort
+from q2google.retry import (
+    RETRYABLE_STATUSES,
+    QuotaExhaustedError,
+    RetryableStatusError,
+    parse_retry_after,
+)
+from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
+from q2google.state.base import utc_now_iso
+
+logger = logging.getLogger(__name__)
+
+Persist = Callable[[SessionState], Awaitable[None]]
+OnUploaded = Callable[[ItemState], Awaitable[None]]
+URL_REFRESHES = 3
+
+
+class CdnUrlExpiredError(Exception):
+    """The CDN refused a signed URL (expired): resolve a new one through the GoPro API."""
+
+
+class IncompleteBodyError(ConnectionError):
+    """The CDN closed the body before ``Content-Length`` bytes: transient, read again."""
+
+
+class PermanentItemError(Exception):
+    """This item cannot be transferred (gone from GoPro, refused by Google)."""
+
+
+@dataclass
+class SyncTransferMetrics:
+    """Counters filled during the transfer stage.
+
+    Attributes:
+        bytes_downloaded: CDN bytes received in this run.
+        bytes_uploaded: Bytes of files whose upload finished in this run.
+        seconds_downloading: Time spent waiting on the CDN (summed over items).
+        seconds_uploading: Time spent in uploads (summed over items).
+        seconds_transfer_wall: Wall time of the transfer stage.
+    """
+
+    bytes_downloaded: int = 0
+    bytes_uploaded: int = 0
+    seconds_downloading: float = 0.0
+    seconds_uploading: float = 0.0
+    seconds_transfer_wall: float = 0.0
+
+
+class TransferStage:
+    """Move the bytes of every pending item from the GoPro CDN to Google.
+
+    Args:
+        library: The GoPro cloud (to resolve fresh CDN URLs).
+        photos: Google Photos.
+        persist: Saves a checkpoint.
+        cdn: HTTP client for the CDN.
+        concurrency: Items in flight.
+    """
+
+    def __init__(
+        self,
+        library: GoProLibrary,
+        photos: GooglePhotoLibraryPort,
+        persist: Persist,
+        cdn: httpx.AsyncClient,
+        *,
+        concurrency: int = 4,
+    ) -> None:
+        self.library = library
+        self.photos = photos
+        self.persist = persist
+        self.cdn = cdn
+        self.concurrency = concurrency
+
+    async def run(
+        self,
+        state: SessionState,
+        *,
+        fail_fast: bool,
+        on_uploaded: OnUploaded,
+        metrics: SyncTransferMetrics | None = None,
+    ) -> None:
+        """Transfer every item whose bytes are not yet in Google; hand each to ``on_uploaded``.
+
+        Raises:
+            QuotaExhaustedError, GoogleAuthError: The run cannot go on now.
+            PermanentItemError: With ``fail_fast``, the first item that failed for good.
+        """
+        metrics = metrics or SyncTransferMetrics()
+        started = time.monotonic()
+        pending = [item for item in state.items.values() if _needs_transfer(item)]
+        state.set_stage(StageName.TRANSFER, StageStatus.RUNNING)
+        await self.persist(state)
+        queue: asyncio.Queue[ItemState] = asyncio.Queue()
+        for item in pending:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while not queue.empty():
+                item = queue.get_nowait()
+                ok = await self._transfer(state, item, metrics)
+                if ok:
+                    await on_uploaded(item)
+                elif fail_fast:
+                    reason = item.errors[StageName.TRANSFER].message
+                    raise PermanentItemError(f"{item.file_name}: {reason}")
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.concurrency, max(1, len(pending)))):
+                    group.create_task(worker())
+        except* (QuotaExhaustedError, GoogleAuthError, PermanentItemError) as errors:
+            raise errors.exceptions[0] from None
+        finally:
+            metrics.seconds_transfer_wall += time.monotonic() - started
+        failed = any(item.transfer_status is StageStatus.FAILED for item in state.items.values())
+        state.set_stage(StageName.TRANSFER, StageStatus.FAILED if failed else StageStatus.COMPLETED)
+        await self.persist(state)
+
+    async def _transfer(
+        self, state: SessionState, item: ItemState, metrics: SyncTransferMetrics
+    ) -> bool:
+        """Upload one item; return whether it now has an upload token."""
+        item.transfer_status = StageStatus.RUNNING
+        item.attempts += 1
+        await self.persist(state)
+        try:
+            for refresh in range(URL_REFRESHES + 1):
+                try:
+                    await self._upload(state, item, fresh_url=refresh > 0, metrics=metrics)
+                    break
+                except CdnUrlExpiredError:
+                    if refresh == URL_REFRESHES:
+                        raise PermanentItemError("the CDN keeps refusing fresh URLs") from None
+                    logger.debug("CDN URL of %s expired; resolving it again", item.item_key)
+        except (QuotaExhaustedError, GoogleAuthError):
+            item.transfer_status = StageStatus.PENDING
+            await self.persist(state)
+            raise
+        except (
+            PermanentItemError,
+            GoogleAPIError,
+            RetryableStatusError,
+            httpx.HTTPError,
+            OSError,
+            ValueError,
+        ) as error:
+            item.transfer_status = StageStatus.FAILED
+            transient = isinstance(error, httpx.TransportError | RetryableStatusError)
+            item.record_error(
+                ErrorRecord(stage=StageName.TRANSFER, message=_one_line(error), retryable=transient)
+            )
+            await self.persist(state)
+            return False
+        item.clear_error(StageName.TRANSFER)
+        item.transfer_status = StageStatus.COMPLETED
+        await self.persist(state)
+        return True
+
+    async def _upload(
+        self, state: SessionState, item: ItemState, *, fresh_url: bool, metrics: SyncTransferMetrics
+    ) -> None:
+        if fresh_url or not item.download_url or item.size_bytes is None:
+            await self._resolve(item)
+        assert item.download_url is not None
+        assert item.size_bytes is not None
+        size = item.size_bytes
+
+        async def source(offset: int) -> AsyncIterator[bytes]:
+            waited = time.monotonic()
+            got = await self._open(item, offset)
+            try:
+                metrics.seconds_downloading += time.monotonic() - waited
+                expected, received = size - offset, 0
+                async for piece in got.aiter_bytes():
+                    received += len(piece)
+                    metrics.bytes_downloaded += len(piece)
+                    yield piece
+                if received < expected:
+                    raise IncompleteBodyError(f"CDN body ended after {received} of {expected}")
+            finally:
+                await got.aclose()
+
+        async def progress(upload_url: str, offset: int) -> None:
+            if item.upload_url != upload_url or item.upload_offset != offset:
+                item.upload_url, item.upload_offset = upload_url, offset
+                await self.persist(state)
+
+        started = time.monotonic()
+        token = await self.photos.upload(
+            source,
+            size=item.size_bytes,
+            file_name=item.file_name,
+            mime_type=mimetypes.guess_type(item.file_name)[0] or "application/octet-stream",
+            upload_url=item.upload_url,
+            on_progress=progress,
+        )
+        metrics.seconds_uploading += time.monotonic() - started
+        metrics.bytes_uploaded += item.size_bytes
+        item.upload_token = token
+        item.upload_token_created_at = utc_now_iso()
+
+    async def _open(self, item: ItemState, offset: int) -> httpx.Response:
+        """GET the item's bytes from ``offset``, resolving a fresh URL once if it expired."""
+        for attempt in range(2):
+            assert item.download_url is not None
+            request = self.cdn.build_request(
+                "GET", item.download_url, headers={"Range": f"bytes={offset}-"}
+            )
+            got = await self.cdn.send(request, stream=True)
+            if got.status_code == 403 and attempt == 0:
+                await got.aclose()
+                logger.debug("CDN URL of %s expired; resolving it again", item.item_key)
+                await self._resolve(item)
+                continue
+            if got.status_code in (200, 206):
+                if offset and got.status_code == 200:
+                    await got.aclose()
+                    raise PermanentItemError("the CDN ignores Range requests")
+                return got
+            await got.aclose()
+            if got.status_code == 403:
+                raise CdnUrlExpiredError
+            if got.status_code == 404:
+                raise PermanentItemError("the file is gone from the GoPro CDN")
+            if got.status_code in RETRYABLE_STATUSES:
+                raise RetryableStatusError(
+                    "CDN download",
+                    got.status_code,
+                    parse_retry_after(got.headers.get("Retry-After")),
+                )
+            raise PermanentItemError(f"HTTP {got.status_code} from the CDN")
+        raise CdnUrlExpiredError  # pragma: no cover - the loop returns or raises
+
+    async def _resolve(self, item: ItemState) -> None:
+        """Fetch a fresh signed URL for the item and its size."""
+        files = await self.library.files(item.media_id)
+        matches = [entry for entry in files if entry.file_index == item.file_index]
+        if not matches:
+            raise PermanentItemError("the file is no longer in the GoPro library")
+        url = matches[0].url
+
+        async def head() -> int:
+            answer = await self.cdn.head(url)
+            if answer.status_code == 403:
+                raise CdnUrlExpiredError
+            if answer.status_code in RETRYABLE_STATUSES:
+                raise RetryableStatusError(
+                    "CDN size check",
+                    answer.status_code,
+                    parse_retry_after(answer.headers.get("Retry-After")),
+                )
+            answer.raise_for_status()
+            return int(answer.headers["Content-Length"])
+
+        item.size_bytes = await self.library.policy.call("CDN size check", head)
+        item.download_url = url
+
+
+def _needs_transfer(item: ItemState) -> bool:
+    return (
+        item.discovery_status is StageStatus.COMPLETED
+        and item.create_status is not StageStatus.COMPLETED
+        and item.transfer_status is not StageStatus.COMPLETED
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    """A one-line cause for the state, without URLs (CDN URLs are signed)."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"HTTP {error.response.status_code} from the CDN"
+    if isinstance(error, httpx.HTTPError):
+        return f"{type(error).__name__} talking to the CDN"
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

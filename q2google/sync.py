@@ -1,0 +1,191 @@
+"""The orchestrator: a session through discovery, transfer and create, checkpointed throughout.
+
+:class:`GoProToPhotosSync` loads the session (or starts it), runs
+:class:`~q2google.stages.discovery.DiscoveryStage`, then
+:class:`~q2google.stages.transfer.TransferStage` and
+:class:`~q2google.stages.create.CreateStage` overlapped: items are created in batches as soon as
+their uploads finish. Running it again with the same session id resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from q2google.config import Q2GoogleSettings, get_settings
+from q2google.gopro import GoProLibrary
+from q2google.gphotos.models import MediaItemBatchCreateResponse
+from q2google.photos import GooglePhotoLibraryPort
+from q2google.stages.create import CreateStage
+from q2google.stages.discovery import DiscoveryStage
+from q2google.stages.transfer import SyncTransferMetrics, TransferStage
+from q2google.state import (
+    ItemState,
+    SessionState,
+    StageName,
+    StageStatus,
+    SyncStateBackend,
+    new_session,
+)
+
+logger = logging.getLogger(__name__)
+
+StageStartCallback = Callable[[str], Awaitable[None]]
+StageCompleteCallback = Callable[
+    [str, SessionState, list[MediaItemBatchCreateResponse] | None], Awaitable[None]
+]
+RESEND_ROUNDS = 3
+CDN_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=60.0, pool=120.0)
+
+__all__ = ["GoProToPhotosSync", "SyncTransferMetrics"]
+
+
+@dataclass
+class GoProToPhotosSync:
+    """Coordinate a staged sync from the GoPro cloud into Google Photos.
+
+    Attributes:
+        gopro: An entered ``AsyncGoProClient`` (see :class:`q2google.gopro.GoProCloudClient`).
+        photos: Google Photos (:class:`q2google.photos.GooglePhotosClient`).
+        state_backend: Where checkpoints go.
+        settings: Concurrency, batch sizes, ``fail_fast``.
+        cdn: HTTP client for GoPro's CDN; one is made per run when ``None``.
+    """
+
+    gopro: Any
+    photos: GooglePhotoLibraryPort
+    state_backend: SyncStateBackend
+    settings: Q2GoogleSettings = field(default_factory=get_settings)
+    cdn: httpx.AsyncClient | None = None
+
+    def __post_init__(self) -> None:
+        """Bind the GoPro side to the shared retry policy and prepare the save lock."""
+        self._library = GoProLibrary(self.gopro)
+        self._save_lock = asyncio.Lock()
+
+    async def _persist_state(self, state: SessionState) -> None:
+        """Checkpoint ``state`` (saves are serialized; the backend runs in a thread)."""
+        async with self._save_lock:
+            await asyncio.to_thread(self.state_backend.save, state)
+
+    async def sync_date_range(
+        self,
+        start_date: datetime,
+        end_date: datetime,
+        *,
+        session_id: str,
+        batch_size: int | None = None,
+        fail_fast: bool | None = None,
+        album_title: str | None = None,
+        on_stage_start: StageStartCallback | None = None,
+        on_stage_complete: StageCompleteCallback | None = None,
+        transfer_metrics: SyncTransferMetrics | None = None,
+    ) -> list[MediaItemBatchCreateResponse]:
+        """Run discovery, transfer and create for ``session_id``, resuming a stored session.
+
+        When the session exists, its stored window, batch size and album win over the
+        arguments.
+
+        Args:
+            start_date: Capture window start (new sessions only).
+            end_date: Capture window end (new sessions only).
+            session_id: Key of the session in the state backend.
+            batch_size: Transfer batch size for new sessions (default from settings).
+            fail_fast: Stop at the first permanent item failure (default from settings).
+            album_title: Album to create items into (new sessions only).
+            on_stage_start: Awaited before each stage with its name.
+            on_stage_complete: Awaited after each stage (also when it failed).
+            transfer_metrics: Filled with byte and time counters.
+
+        Returns:
+            The batchCreate responses of this run, in order.
+        """
+        stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
+        state = await asyncio.to_thread(self.state_backend.load, session_id)
+        if state is None:
+            state = new_session(
+                session_id,
+                start_date_iso=start_date.isoformat(),
+                end_date_iso=end_date.isoformat(),
+                batch_size=batch_size or self.settings.sync_batch_size,
+                album_title=album_title,
+            )
+            await self._persist_state(state)
+        discovery = DiscoveryStage(self._library, self._persist_state)
+        await _staged("discovery", state, on_stage_start, on_stage_complete, discovery.run(state))
+
+        if state.album_title and not state.album_id:
+            state.album_id = await self.photos.find_or_create_album(state.album_title)
+            await self._persist_state(state)
+
+        create = CreateStage(
+            self.photos,
+            self._persist_state,
+            library_batch_size=self.settings.photos_library_batch_size,
+        )
+        cdn = self.cdn or httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True)
+        try:
+            transfer = TransferStage(
+                self._library,
+                self.photos,
+                self._persist_state,
+                cdn,
+                concurrency=self.settings.transfer_concurrency,
+            )
+            await create.recover(state)
+            for item in create.ready_items(state):  # tokens from an earlier run
+                await create.add(state, item)
+
+            async def uploaded(item: ItemState) -> None:
+                await create.add(state, item)
+
+            async def transfer_and_create() -> None:
+                for round_number in range(RESEND_ROUNDS + 1):
+                    await transfer.run(
+                        state, fail_fast=stop_early, on_uploaded=uploaded, metrics=transfer_metrics
+                    )
+                    await create.flush(state)
+                    if not create.resend or round_number == RESEND_ROUNDS:
+                        break
+                    logger.info(
+                        "uploading %d items again whose tokens Google refused", len(create.resend)
+                    )
+                    create.resend.clear()
+
+            await _staged(
+                "transfer", state, on_stage_start, on_stage_complete, transfer_and_create()
+            )
+        finally:
+            if self.cdn is None:
+                await cdn.aclose()
+        created = all(
+            item.create_status in (StageStatus.COMPLETED, StageStatus.SKIPPED)
+            for item in state.items.values()
+        )
+        state.set_stage(StageName.CREATE, StageStatus.COMPLETED if created else StageStatus.FAILED)
+        await self._persist_state(state)
+        if on_stage_complete is not None:
+            await on_stage_complete("create", state, list(create.responses))
+        return list(create.responses)
+
+
+async def _staged(
+    name: str,
+    state: SessionState,
+    on_start: StageStartCallback | None,
+    on_complete: StageCompleteCallback | None,
+    work: Awaitable[None],
+) -> None:
+    if on_start is not None:
+        await on_start(name)
+    try:
+        await work
+    finally:
+        if on_complete is not None:
+            await on_complete(name, state, None)
