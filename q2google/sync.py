@@ -26,6 +26,7 @@ from q2google.stages.create import CreateStage
 from q2google.stages.discovery import DiscoveryStage
 from q2google.stages.transfer import SyncTransferMetrics, TransferStage
 from q2google.state import (
+    DeliveryLedger,
     ItemState,
     SessionState,
     StageName,
@@ -33,6 +34,7 @@ from q2google.state import (
     SyncStateBackend,
     new_session,
 )
+from q2google.state.ledger import refuse_reserved
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,32 @@ class GoProToPhotosSync:
         async with self._save_lock:
             await asyncio.to_thread(self.state_backend.save, state)
 
+    async def _save_ledger(self, ledger: DeliveryLedger) -> None:
+        async with self._save_lock:
+            await asyncio.to_thread(ledger.save)
+
+    async def _reconcile_with_ledger(self, state: SessionState, ledger: DeliveryLedger) -> None:
+        """Record this session's created items in the ledger (a crash may have left some out)
+        and skip the files an earlier session already delivered."""
+        recorded, skipped = False, 0
+        for item in state.items.values():
+            if item.create_status is StageStatus.COMPLETED:
+                recorded |= ledger.record(item)
+                continue
+            known = ledger.media_item_id(item.item_key)
+            if known is None or item.discovery_status is not StageStatus.COMPLETED:
+                continue
+            item.media_item_id, item.upload_token = known, None
+            item.create_status = StageStatus.COMPLETED
+            if item.transfer_status is not StageStatus.COMPLETED:
+                item.transfer_status = StageStatus.SKIPPED
+            skipped += 1
+        if recorded:
+            await self._save_ledger(ledger)
+        if skipped:
+            logger.info("%d files were delivered by an earlier session; not sent again", skipped)
+            await self._persist_state(state)
+
     async def sync_date_range(
         self,
         start_date: datetime,
@@ -107,6 +135,7 @@ class GoProToPhotosSync:
             The batchCreate responses of this run, in order.
         """
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
+        refuse_reserved(session_id)
         state = await asyncio.to_thread(self.state_backend.load, session_id)
         if state is None:
             state = new_session(
@@ -124,10 +153,20 @@ class GoProToPhotosSync:
             state.album_id = await self.photos.find_or_create_album(state.album_title)
             await self._persist_state(state)
 
+        ledger = DeliveryLedger(self.state_backend)
+        await asyncio.to_thread(lambda: ledger.state)
+        await self._reconcile_with_ledger(state, ledger)
+
+        async def record_created(items: list[ItemState]) -> None:
+            news = [ledger.record(item) for item in items]  # record every one, no short cut
+            if any(news):
+                await self._save_ledger(ledger)
+
         create = CreateStage(
             self.photos,
             self._persist_state,
             library_batch_size=self.settings.photos_library_batch_size,
+            on_created=record_created,
         )
         cdn = self.cdn or httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True)
         try:

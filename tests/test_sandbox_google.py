@@ -6,6 +6,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -298,5 +299,33 @@ def test_two_chunks_at_the_same_offset_cannot_both_land(
     assert sorted(answers) == [200, 400]
     sandbox.set_faults(FaultConfig())
     final = send(http, url, data[GRANULARITY:], GRANULARITY, finalize=True)
+    assert create(http, bearer, final.text).status_code == 200
+    assert sandbox.snapshot()["mediaItems"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_body_cut_short_keeps_its_whole_granules(
+    sandbox: Sandbox, http: httpx.Client, bearer: dict[str, str]
+) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    data = os.urandom(4 * GRANULARITY)
+    url = start_upload(http, bearer, len(data))
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port)) as raw:  # a client killed midway
+        raw.sendall(
+            f"POST {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"X-Goog-Upload-Command: upload, finalize\r\nX-Goog-Upload-Offset: 0\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data[: 2 * GRANULARITY + 100]
+        )
+        time.sleep(0.3)
+    for _ in range(50):
+        received = int(query(http, url).headers["X-Goog-Upload-Size-Received"])
+        if received:
+            break
+        time.sleep(0.05)
+    assert received == 2 * GRANULARITY
+    final = send(http, url, data[received:], received, finalize=True)
     assert create(http, bearer, final.text).status_code == 200
     assert sandbox.snapshot()["mediaItems"][0]["sha256"] == hashlib.sha256(data).hexdigest()

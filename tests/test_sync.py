@@ -179,3 +179,95 @@ async def test_on_resume_the_stored_window_wins(sandbox: Sandbox, tmp_path: Path
     again = stored_state(tmp_path)
     assert again.start_date_iso == first.start_date_iso
     assert again.end_date_iso == first.end_date_iso
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_an_overlapping_second_session_sends_nothing_already_delivered(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    first_half = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC))
+    await run_sync(sandbox, tmp_path, session="first", window=first_half)
+    first = stored_state(tmp_path, "first")
+    delivered_bytes = sandbox.stats.upload_bytes_received
+    assert 0 < len(first.items) < len(MIXED.deliverables())
+
+    await run_sync(sandbox, tmp_path, session="second")  # the whole window, overlapping
+    second = stored_state(tmp_path, "second")
+    assert_exactly_once(sandbox)
+    skipped = [
+        item for item in second.items.values() if item.transfer_status is StageStatus.SKIPPED
+    ]
+    assert {item.item_key for item in skipped} == set(first.items)
+    assert all(item.media_item_id == first.items[item.item_key].media_item_id for item in skipped)
+    new_bytes = sandbox.stats.upload_bytes_received - delivered_bytes
+    expected_new = sum(
+        asset.size
+        for media, _, asset in MIXED.deliverables()
+        if not first_half[0] <= media.captured_at < first_half[1].replace(day=16)
+    )
+    assert new_bytes == expected_new, "not one byte of an already delivered file is sent again"
+
+
+async def test_the_ledger_id_is_not_a_session_id(sandbox: Sandbox, tmp_path: Path) -> None:
+    from q2google.errors import InvalidSessionIdError
+
+    with pytest.raises(InvalidSessionIdError, match="reserved"):
+        await run_sync(sandbox, tmp_path, session="q2google-ledger")
+
+
+KILL_LIBRARY = SandboxLibrary.generated(
+    photos=30,
+    videos=4,
+    bursts=2,
+    timelapses=1,
+    frames=6,
+    photo_size=600 * 1024,
+    video_size=8 * 1024 * 1024,
+    seed=13,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox(library=KILL_LIBRARY, faults="bandwidth=1MiB")
+def test_twelve_kill_9_at_random_moments_then_a_final_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        **sandbox.environment(sandbox.write_token_file(tmp_path / "token.json")),
+        "Q2GOOGLE_STATE_DIR": str(tmp_path / "state"),
+        "Q2GOOGLE_UPLOAD_CHUNK_SIZE_BYTES": str(1024 * 1024),
+        "Q2GOOGLE_PHOTOS_LIBRARY_BATCH_SIZE": "10",
+        "PYTHONPATH": str(repo),
+    }
+    command = [sys.executable, "-m", "tests.sync_child"]
+    rng = random.Random(20261123)
+    for _ in range(12):
+        child = subprocess.Popen(
+            command, env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(0.8, 3.5))  # start-up takes ~0.7 s: most kills hit transfer
+        child.kill()
+        child.wait()
+    partial = len(sandbox.snapshot()["mediaItems"])
+    sandbox.set_faults("")
+    final = subprocess.run(
+        command, env=env, cwd=repo, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert_exactly_once(sandbox)
+    assert 0 < partial < len(KILL_LIBRARY.deliverables()), "the kills landed mid-run"
+    sent = sandbox.stats.upload_bytes_received
+    print(
+        f"12 kills, then a final run: {partial} of {len(KILL_LIBRARY.deliverables())} items "
+        f"were in the library before it; bytes sent {sent / KILL_LIBRARY.total_bytes:.3f} x "
+        f"the library ({KILL_LIBRARY.total_bytes / 1024**2:.1f} MiB)"
+    )
+    assert sent <= 1.3 * KILL_LIBRARY.total_bytes, (
+        f"sent {sent / KILL_LIBRARY.total_bytes:.2f} x the library"
+    )

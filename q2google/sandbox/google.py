@@ -357,6 +357,10 @@ class GooglePhotosService:
                     transport.abort()  # what was not a whole granule is lost, as on a real drop
                 return web.Response(status=500)
             await throttle.account(len(piece))
+        if expected is not None and read < expected:
+            # The client went away midway (killed, network): keep the whole granules received,
+            # as after a dropped connection; the rest of this request is lost.
+            return web.Response(status=400, text="request body ended early")
         if not finalize:
             if pending:  # a non-final chunk must be a whole number of granules
                 session.hasher, session.committed = started_hash, started_at

@@ -29,6 +29,7 @@ from q2google.state import (
 logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
+OnCreated = Callable[[list[ItemState]], Awaitable[None]]
 TOKEN_INVALID = 3
 """INVALID_ARGUMENT: the token is unknown, used or expired; the bytes must be sent again."""
 
@@ -40,6 +41,7 @@ class CreateStage:
         photos: Google Photos.
         persist: Saves a checkpoint.
         library_batch_size: Items per batchCreate call (1 to 50).
+        on_created: Awaited with the items each batch created (after its checkpoint).
     """
 
     def __init__(
@@ -48,9 +50,11 @@ class CreateStage:
         persist: Persist,
         *,
         library_batch_size: int = MAX_BATCH,
+        on_created: OnCreated | None = None,
     ) -> None:
         self.photos = photos
         self.persist = persist
+        self.on_created = on_created
         self.batch_size = max(1, min(MAX_BATCH, library_batch_size))
         self._ready: list[ItemState] = []
         self._lock = asyncio.Lock()
@@ -116,6 +120,9 @@ class CreateStage:
             StageStatus.COMPLETED if all(result.ok for result in results) else StageStatus.FAILED
         )
         await self.persist(state)
+        if self.on_created is not None:
+            created = [item for item in items if item.create_status is StageStatus.COMPLETED]
+            await self.on_created(created)
 
     def _record(self, item: ItemState, result: NewMediaItemResult) -> None:
         if result.ok and result.media_item is not None:

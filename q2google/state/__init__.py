@@ -35,6 +35,7 @@ from q2google.state.base import (
     new_session,
     validate_session_id,
 )
+from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
 
 if TYPE_CHECKING:
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "ENTRY_POINT_GROUP",
+    "LEDGER_SESSION_ID",
     "SCHEMA_VERSION",
     "BatchState",
+    "DeliveryLedger",
     "ErrorRecord",
     "ItemState",
     "JsonFileBackend",

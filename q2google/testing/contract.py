@@ -37,6 +37,7 @@ import pytest
 
 from q2google.state import (
     BatchState,
+    DeliveryLedger,
     ErrorRecord,
     ItemState,
     SessionState,
@@ -257,6 +258,24 @@ class SyncStateBackendContract:
         loaded = self.assert_stored(reopen_backend, smaller)
         assert len(loaded.items) == 4
         assert len(loaded.batches) == 1
+
+    def test_the_delivery_ledger_is_kept(
+        self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
+    ) -> None:
+        ledger = DeliveryLedger(backend)
+        delivered = sample_session("delivered", items=5)
+        for item in delivered.items.values():
+            ledger.record(item)
+        ledger.save()
+        assert not ledger.record(delivered.items["burst0-0"]), "recording twice is no news"
+        again = DeliveryLedger(reopen_backend())
+        assert len(again) == 5
+        assert again.media_item_id("burst0-1") == "google-1"
+        assert again.media_item_id("never-0") is None
+        late = ItemState(media_id="late", file_name="x.JPG", media_item_id="google-late")
+        again.record(late)
+        again.save()
+        assert DeliveryLedger(reopen_backend()).media_item_id("late-0") == "google-late"
 
     def test_sessions_are_isolated(
         self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
