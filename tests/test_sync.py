@@ -45,6 +45,24 @@ class CrashAfterCreate(GooglePhotosClient):
         raise Crash
 
 
+async def expect_crash(run: Any) -> None:
+    """Await ``run`` and require that it died by :class:`Crash` (in a task group or not)."""
+    crashed = False
+    try:
+        await run
+    except* Crash:
+        crashed = True
+    assert crashed, "the run was expected to crash"
+
+
+class CrashAfterUpload(GooglePhotosClient):
+    """Google finalized an upload (the token exists), then the process died."""
+
+    async def upload(self, *args: Any, **kwargs: Any) -> str:
+        await super().upload(*args, **kwargs)
+        raise Crash
+
+
 async def run_sync(
     sandbox: Sandbox,
     tmp_path: Path,
@@ -53,6 +71,8 @@ async def run_sync(
     window: tuple[datetime, datetime] = WINDOW,
     photos_class: type[GooglePhotosClient] = GooglePhotosClient,
     album: str | None = "GoPro",
+    concurrency: int = 4,
+    prepare: Any = None,
 ) -> Any:
     settings = Q2GoogleSettings(
         gopro_api_url=sandbox.url,
@@ -60,7 +80,7 @@ async def run_sync(
         state_dir=tmp_path / "state",
         google_token_file=sandbox.write_token_file(tmp_path / "token.json"),
         upload_chunk_size_bytes=1024 * 1024,
-        transfer_concurrency=4,
+        transfer_concurrency=concurrency,
     )
     async with GoProCloudClient.from_settings(settings, access_token=sandbox.gopro_token) as gp:
         photos = photos_class.from_settings(settings)
@@ -68,6 +88,8 @@ async def run_sync(
         async with photos:
             sync = GoProToPhotosSync(gp, photos, JsonFileBackend(settings.state_dir), settings)
             sync._library.policy = FAST
+            if prepare is not None:
+                prepare(sync)
             return await sync.sync_date_range(*window, session_id=session, album_title=album)
 
 
@@ -129,8 +151,7 @@ async def test_every_fault_at_once_exactly_once_within_three_runs(
 async def test_crash_after_batch_create_before_the_checkpoint(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    with pytest.raises(Crash):
-        await run_sync(sandbox, tmp_path, photos_class=CrashAfterCreate)
+    await expect_crash(run_sync(sandbox, tmp_path, photos_class=CrashAfterCreate))
     state = stored_state(tmp_path)
     assert any(batch.status is StageStatus.RUNNING for batch in state.batches.values())
     created_before = len(sandbox.snapshot()["mediaItems"])
@@ -271,3 +292,97 @@ def test_twelve_kill_9_at_random_moments_then_a_final_run(sandbox: Sandbox, tmp_
     assert sent <= 1.3 * KILL_LIBRARY.total_bytes, (
         f"sent {sent / KILL_LIBRARY.total_bytes:.2f} x the library"
     )
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_crash_after_an_upload_finalized_before_its_token_was_saved(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    await expect_crash(run_sync(sandbox, tmp_path, photos_class=CrashAfterUpload, concurrency=1))
+    state = stored_state(tmp_path)
+    (uploaded,) = [item for item in state.items.values() if item.upload_url]
+    assert uploaded.upload_token is None, "the token was lost with the process"
+    sent_before = sandbox.stats.upload_bytes_received
+    assert sent_before >= (uploaded.size_bytes or 0) > 0
+
+    await run_sync(sandbox, tmp_path)
+    assert_exactly_once(sandbox)
+    assert sandbox.stats.upload_bytes_received - sent_before == MIXED.total_bytes - sent_before, (
+        "the finalized upload was recovered from its session, not sent again"
+    )
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_crash_during_discovery_resumes_at_the_next_page(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    pages: list[int] = []
+
+    def small_pages_crash_on_page_2(sync: GoProToPhotosSync) -> None:
+        sync._library.per_page = 5
+        real = sync._library.page
+
+        async def page(start: datetime, end: datetime, number: int) -> Any:
+            pages.append(number)
+            if number == 2 and pages.count(2) == 1:
+                raise Crash
+            return await real(start, end, number)
+
+        sync._library.page = page  # type: ignore[method-assign]
+
+    await expect_crash(run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_page_2))
+    assert stored_state(tmp_path).discovery_next_page == 2
+    await run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_page_2)
+    assert pages == [1, 2, 2, 3, 4], "page 1 is not fetched again"
+    assert_exactly_once(sandbox)
+
+
+class RefusesOneFile(GooglePhotosClient):
+    """Google refuses one file for good (say, an unsupported format)."""
+
+    async def upload(self, *args: Any, **kwargs: Any) -> str:
+        if kwargs["file_name"] == REFUSED:
+            from q2google.gphotos.models import GoogleAPIError, GoogleErrorBody
+
+            raise GoogleAPIError(
+                "upload",
+                GoogleErrorBody(code=400, status="INVALID_ARGUMENT", message="unsupported file"),
+            )
+        return await super().upload(*args, **kwargs)
+
+
+REFUSED = next(media.filename for media in MIXED.media if media.type == "Video")
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_a_permanent_failure_is_recorded_and_the_rest_completes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    await run_sync(sandbox, tmp_path, photos_class=RefusesOneFile)
+    state = stored_state(tmp_path)
+    failed = [item for item in state.items.values() if item.transfer_status is StageStatus.FAILED]
+    assert [item.file_name for item in failed] == [REFUSED]
+    error = failed[0].errors[StageName.TRANSFER]
+    assert "unsupported file" in error.message
+    assert not error.retryable
+    done = [item for item in state.items.values() if item.create_status is StageStatus.COMPLETED]
+    assert len(done) == len(state.items) - 1
+    assert state.stages[StageName.CREATE] is StageStatus.FAILED
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_fail_fast_stops_at_the_first_permanent_failure(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    from q2google.stages.transfer import PermanentItemError
+
+    def fail_fast(sync: GoProToPhotosSync) -> None:
+        sync.settings.fail_fast = True
+
+    with pytest.raises(PermanentItemError, match="unsupported file"):
+        await run_sync(
+            sandbox, tmp_path, photos_class=RefusesOneFile, concurrency=1, prepare=fail_fast
+        )
+    state = stored_state(tmp_path)
+    pending = [item for item in state.items.values() if item.transfer_status is StageStatus.PENDING]
+    assert pending, "the run stopped instead of going on"

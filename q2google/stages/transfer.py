@@ -143,9 +143,8 @@ class TransferStage:
         self, state: SessionState, item: ItemState, metrics: SyncTransferMetrics
     ) -> bool:
         """Upload one item; return whether it now has an upload token."""
-        item.transfer_status = StageStatus.RUNNING
+        item.transfer_status = StageStatus.RUNNING  # saved with the item's next checkpoint
         item.attempts += 1
-        await self.persist(state)
         try:
             for refresh in range(URL_REFRESHES + 1):
                 try:
@@ -182,7 +181,7 @@ class TransferStage:
     async def _upload(
         self, state: SessionState, item: ItemState, *, fresh_url: bool, metrics: SyncTransferMetrics
     ) -> None:
-        if fresh_url or not item.download_url or item.size_bytes is None:
+        if fresh_url or item.size_bytes is None:  # right before the download: URLs expire
             await self._resolve(item)
         assert item.download_url is not None
         assert item.size_bytes is not None
@@ -206,7 +205,8 @@ class TransferStage:
         async def progress(upload_url: str, offset: int) -> None:
             if item.upload_url != upload_url or item.upload_offset != offset:
                 item.upload_url, item.upload_offset = upload_url, offset
-                await self.persist(state)
+                if offset < size:  # the last one is saved with the upload token, just after
+                    await self.persist(state)
 
         started = time.monotonic()
         token = await self.photos.upload(
@@ -261,6 +261,11 @@ class TransferStage:
         if not matches:
             raise PermanentItemError("the file is no longer in the GoPro library")
         url = matches[0].url
+        item.size_bytes = await self._size(url)
+        item.download_url = url
+
+    async def _size(self, url: str) -> int:
+        """The file's size, from a HEAD request (``CdnUrlExpiredError`` if refused)."""
 
         async def head() -> int:
             answer = await self.cdn.head(url)
@@ -275,8 +280,8 @@ class TransferStage:
             answer.raise_for_status()
             return int(answer.headers["Content-Length"])
 
-        item.size_bytes = await self.library.policy.call("CDN size check", head)
-        item.download_url = url
+        size: int = await self.library.policy.call("CDN size check", head)
+        return size
 
 
 def _needs_transfer(item: ItemState) -> bool:
