@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings, get_settings
     from q2google.errors import Q2GoogleError
+    from q2google.gopro import GoProCloudClient
+    from q2google.photos import GooglePhotoLibraryPort, GooglePhotosClient
     from q2google.state import (
         BatchState,
+        DeliveryLedger,
         ErrorRecord,
         ItemState,
         JsonFileBackend,
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
         build_backend,
         new_session,
     )
+    from q2google.sync import GoProToPhotosSync, SyncTransferMetrics
 
 try:
     __version__ = version("q2google")
@@ -33,6 +37,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 _EXPORTS = {
     "BatchState": "q2google.state",
+    "DeliveryLedger": "q2google.state",
+    "GoProCloudClient": "q2google.gopro",
+    "GoProToPhotosSync": "q2google.sync",
+    "GooglePhotoLibraryPort": "q2google.photos",
+    "GooglePhotosClient": "q2google.photos",
+    "SyncTransferMetrics": "q2google.sync",
     "ErrorRecord": "q2google.state",
     "ItemState": "q2google.state",
     "JsonFileBackend": "q2google.state",
@@ -49,7 +59,12 @@ _EXPORTS = {
 
 __all__ = [
     "BatchState",
+    "DeliveryLedger",
     "ErrorRecord",
+    "GoProCloudClient",
+    "GoProToPhotosSync",
+    "GooglePhotoLibraryPort",
+    "GooglePhotosClient",
     "ItemState",
     "JsonFileBackend",
     "Q2GoogleError",
@@ -58,6 +73,7 @@ __all__ = [
     "StageName",
     "StageStatus",
     "SyncStateBackend",
+    "SyncTransferMetrics",
     "__version__",
     "build_backend",
     "get_settings",

@@ -75,3 +75,13 @@ def test_cli_import_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_public_api_resolves() -> None:
+    import q2google
+
+    missing = [name for name in q2google.__all__ if getattr(q2google, name, None) is None]
+    assert missing == []
+    from q2google import GoProToPhotosSync
+
+    assert GoProToPhotosSync.__module__ == "q2google.sync"
