@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shlex
-import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
+
+from q2google.sandbox.process import serve_process
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -36,29 +34,15 @@ def main() -> None:
     parser.add_argument("--size", default="4GiB")
     parser.add_argument("--bandwidth", default="", help="per-connection cap, e.g. 200MiB")
     args = parser.parse_args()
-    executable = shutil.which("q2google") or "q2google"
     faults = f"bandwidth={args.bandwidth}" if args.bandwidth else ""
-    server = subprocess.Popen(
-        [executable, "sandbox", "serve", "--library", f"video:{args.size}", "--faults", faults],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        env = {}
-        for line in server.stdout:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").partition("=")
-                env[name] = shlex.split(value)[0]
-            if line.startswith("# q2google sandbox on"):
-                break
-        base, token = env["Q2GOOGLE_GOPRO_API_URL"], env["GP_ACCESS_TOKEN"]
+    with serve_process(f"video:{args.size}", faults) as served:
+        base, token = served.env["Q2GOOGLE_GOPRO_API_URL"], served.env["GP_ACCESS_TOKEN"]
         with httpx.Client(base_url=base, timeout=60) as http:
             body = http.get(
                 "/media/bigvideo/download", headers={"Cookie": f"gp_access_token={token}"}
             ).json()
             url = body["_embedded"]["variations"][0]["url"]
-            idle = _peak_rss_mib(server.pid)
+            idle = _peak_rss_mib(served.pid)
             digest, size, started = hashlib.sha256(), 0, time.perf_counter()
             with http.stream("GET", url) as response:
                 for piece in response.iter_bytes(1024 * 1024):
@@ -69,10 +53,7 @@ def main() -> None:
             f"streamed {size / 1024**3:.2f} GiB in {elapsed:.1f} s: "
             f"{size / elapsed / 1e6:.0f} MB/s (client hashing included)"
         )
-        print(f"sandbox peak RSS: {idle:.0f} MiB before, {_peak_rss_mib(server.pid):.0f} MiB after")
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
+        print(f"sandbox peak RSS: {idle:.0f} MiB before, {_peak_rss_mib(served.pid):.0f} MiB after")
 
 
 if __name__ == "__main__":

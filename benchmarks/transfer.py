@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
-import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -28,35 +24,12 @@ from q2google.config import Q2GoogleSettings
 from q2google.gopro import GoProCloudClient
 from q2google.photos import GooglePhotosClient
 from q2google.sandbox.library import SandboxLibrary, parse_size
+from q2google.sandbox.process import serve_process
 from q2google.state.local import JsonFileBackend
 from q2google.sync import GoProToPhotosSync
+from q2google.testing.memory import peak_rss_mib
 
 PHOTOS = "photos=400,photo_size=1MiB,seed=5"
-
-
-def _peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _serve(library: str, cap: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    executable = shutil.which("q2google") or "q2google"
-    server = subprocess.Popen(
-        [executable, "sandbox", "serve", "--library", library, "--faults", f"bandwidth={cap}"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    env: dict[str, str] = {}
-    for line in server.stdout:
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            env[name] = shlex.split(value)[0]
-        if line.startswith("# q2google sandbox on"):
-            break
-    return server, env
 
 
 async def _sync(env: dict[str, str], state_dir: Path, concurrency: int) -> None:
@@ -83,19 +56,17 @@ def run_case(case: str, cap: str, concurrency: int) -> None:
     total = SandboxLibrary.from_spec(library).total_bytes
     parallel = 1 if case.startswith("video:") else concurrency
     ideal = total / parse_size(cap) / parallel
-    server, env = _serve(library, cap)
-    try:
-        with tempfile.TemporaryDirectory(prefix="q2google-bench-") as state_dir:
-            started = time.perf_counter()
-            asyncio.run(_sync(env, Path(state_dir), concurrency))
-            wall = time.perf_counter() - started
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+    with (
+        serve_process(library, f"bandwidth={cap}") as served,
+        tempfile.TemporaryDirectory(prefix="q2google-bench-") as state_dir,
+    ):
+        started = time.perf_counter()
+        asyncio.run(_sync(served.env, Path(state_dir), concurrency))
+        wall = time.perf_counter() - started
     print(
         f"{case:>12}: {total / 1024**2:8.0f} MiB in {wall:6.1f} s, ideal {ideal:6.1f} s "
         f"(wall/ideal {wall / ideal:.2f}), {total / wall / 1e6:6.1f} MB/s, "
-        f"peak RSS {_peak_rss_mib():.0f} MiB",
+        f"peak RSS {peak_rss_mib():.0f} MiB",
         flush=True,
     )
 

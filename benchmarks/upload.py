@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,13 +22,8 @@ import httpx
 from q2google.config import Q2GoogleSettings
 from q2google.photos import GooglePhotosClient, NewItemSpec
 from q2google.sandbox.library import parse_size
-
-
-def _peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from q2google.sandbox.process import serve_process
+from q2google.testing.memory import peak_rss_mib
 
 
 async def run(env: dict[str, str], chunk: int) -> None:
@@ -60,7 +51,7 @@ async def run(env: dict[str, str], chunk: int) -> None:
             google_token_file=Path(env["Q2GOOGLE_GOOGLE_TOKEN_FILE"]),
             upload_chunk_size_bytes=chunk,
         )
-        before = _peak_rss_mib()
+        before = peak_rss_mib()
         started = time.perf_counter()
         async with GooglePhotosClient.from_settings(settings) as client:
             upload_token = await client.upload(
@@ -75,7 +66,7 @@ async def run(env: dict[str, str], chunk: int) -> None:
         f"bytes received={stats['upload_bytes_received'] / size:.3f} x the file"
     )
     print(
-        f"client peak RSS: {before:.0f} MiB before, {_peak_rss_mib():.0f} MiB after "
+        f"client peak RSS: {before:.0f} MiB before, {peak_rss_mib():.0f} MiB after "
         f"(chunk {chunk / 1024**2:.0f} MiB)"
     )
 
@@ -87,33 +78,8 @@ def main() -> None:
     parser.add_argument("--chunk", default="64MiB")
     parser.add_argument("--faults", default="")
     args = parser.parse_args()
-    executable = shutil.which("q2google") or "q2google"
-    server = subprocess.Popen(
-        [
-            executable,
-            "sandbox",
-            "serve",
-            "--library",
-            f"video:{args.size}",
-            "--faults",
-            args.faults,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        env: dict[str, str] = {}
-        for line in server.stdout:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").partition("=")
-                env[name] = shlex.split(value)[0]
-            if line.startswith("# q2google sandbox on"):
-                break
-        asyncio.run(run(env, parse_size(args.chunk)))
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+    with serve_process(f"video:{args.size}", args.faults) as served:
+        asyncio.run(run(served.env, parse_size(args.chunk)))
 
 
 if __name__ == "__main__":

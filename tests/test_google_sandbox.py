@@ -16,6 +16,7 @@ from q2google.photos import GooglePhotosClient, NewItemSpec
 from q2google.retry import RetryPolicy
 from q2google.sandbox import Sandbox, SandboxAsset
 from q2google.sandbox.library import KIB, MIB
+from q2google.testing.memory import peak_rss_mib, reset_peak_rss
 
 FAST = RetryPolicy(attempts=10, initial_seconds=0.05, max_seconds=0.5, jitter_seconds=0.05)
 NIGHT = "5xx=0.1,429=0.05,reset=0.05,token-ttl=3,retry-after=1,seed=11"
@@ -39,13 +40,6 @@ def _stream(asset: SandboxAsset) -> object:
     return read
 
 
-def _peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 @pytest.mark.slow
 @pytest.mark.sandbox(faults=NIGHT)
 async def test_a_long_night_twenty_uploads_one_of_300_mib_all_land(
@@ -61,8 +55,7 @@ async def test_a_long_night_twenty_uploads_one_of_300_mib_all_land(
         SandboxAsset(f"a{n}", f"F{n:03d}.JPG", size, 1000 + n, "image/jpeg")
         for n, size in enumerate(sizes)
     ]
-    Path("/proc/self/clear_refs").write_text("5")  # noqa: ASYNC240 - a 1-byte /proc write
-    before = _peak_rss_mib()
+    before = reset_peak_rss()
     async with _client(sandbox, tmp_path, chunk=32 * MIB) as client:
         specs = []
         for asset in assets:
@@ -75,7 +68,7 @@ async def test_a_long_night_twenty_uploads_one_of_300_mib_all_land(
             specs.append(NewItemSpec(token, asset.file_name, f"from GoPro {asset.asset_id}"))
         album = await client.find_or_create_album("Night run")
         results = await client.create_media_items(specs, album_id=album)
-    grown = _peak_rss_mib() - before
+    grown = peak_rss_mib() - before
 
     assert [result.ok for result in results] == [True] * len(assets)
     library = sandbox.snapshot()

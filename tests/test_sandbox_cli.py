@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 import shutil
 import signal
 import subprocess
@@ -14,17 +13,9 @@ import httpx
 
 from q2google.config import Q2GoogleSettings
 from q2google.gopro import GoProCloudClient
+from q2google.sandbox.process import parse_exports
 
 WINDOW = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
-
-
-def _parse_exports(text: str) -> dict[str, str]:
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            env[name] = shlex.split(value)[0]
-    return env
 
 
 def test_serve_prints_and_writes_sourceable_exports_then_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -52,8 +43,8 @@ def test_serve_prints_and_writes_sourceable_exports_then_stops_on_ctrl_c(tmp_pat
             line = server.stdout.readline()
             assert line, f"serve exited early: {server.stderr.read() if server.stderr else ''}"
             printed += line
-        env = _parse_exports(printed)
-        assert env == _parse_exports(env_file.read_text())
+        env = parse_exports(printed)
+        assert env == parse_exports(env_file.read_text())
         assert env_file.stat().st_mode & 0o777 == 0o600
         token_file = Path(env["Q2GOOGLE_GOOGLE_TOKEN_FILE"])
         assert token_file.stat().st_mode & 0o777 == 0o600

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ from q2google.config import Q2GoogleSettings
 from q2google.gopro import GoProCloudClient
 from q2google.sandbox import Sandbox, SandboxLibrary
 from q2google.sandbox.library import BLOCK_SIZE, GIB, MIB, SandboxAsset, asset_block
+from q2google.testing.memory import peak_rss_mib, reset_peak_rss
 
 WIDE = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
 MIXED = SandboxLibrary.generated(
@@ -163,8 +163,7 @@ def test_a_4_gib_asset_is_served_by_range_with_flat_memory(
         assert part.status_code == 206
         assert part.content == b"".join(asset.read(start, start + 1000))
 
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak: earlier tests can't hide growth
-    peak_before = _peak_rss_kib()
+    peak_before = reset_peak_rss()  # earlier tests cannot hide growth behind their peak
     digest, expected = hashlib.sha256(), hashlib.sha256()
     start = 4 * GIB - 768 * MIB
     with http.stream("GET", url, headers={"Range": f"bytes={start}-"}) as response:
@@ -174,16 +173,9 @@ def test_a_4_gib_asset_is_served_by_range_with_flat_memory(
             digest.update(piece)
     for piece in asset.read(start):
         expected.update(piece)
-    grown_mib = (_peak_rss_kib() - peak_before) / 1024
+    grown_mib = peak_rss_mib() - peak_before
     assert digest.hexdigest() == expected.hexdigest()
     assert grown_mib < 64, f"serving 768 MiB raised the peak RSS by {grown_mib:.0f} MiB"
-
-
-def _peak_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 def test_every_block_has_the_block_size_so_ranges_match_whole_reads() -> None:

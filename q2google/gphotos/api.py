@@ -151,18 +151,9 @@ class GooglePhotosAPI:
         Returns:
             The response, whatever its status.
         """
-        token = await self._tokens.access_token()
-        response = await self._client.request(
-            method,
-            url,
-            json=json,
-            params=params,
-            content=content,
-            headers={**(headers or {}), "Authorization": f"Bearer {token}"},
-        )
-        if response.status_code == 401 and not isinstance(content, AsyncIterator):
-            token = await self._tokens.refresh(token)
-            response = await self._client.request(
+
+        async def attempt(token: str) -> httpx.Response:
+            return await self._client.request(
                 method,
                 url,
                 json=json,
@@ -170,8 +161,13 @@ class GooglePhotosAPI:
                 content=content,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
-        elif response.status_code == 401:
-            await self._tokens.refresh(token)
+
+        token = await self._tokens.access_token()
+        response = await attempt(token)
+        if response.status_code == 401:
+            token = await self._tokens.refresh(token)
+            if not isinstance(content, AsyncIterator):  # a streamed body was consumed
+                response = await attempt(token)
         return response
 
     async def call(
