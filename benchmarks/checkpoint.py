@@ -3,10 +3,13 @@
 Usage::
 
     uv run python benchmarks/checkpoint.py [--items 10000] [--checkpoints 500] [--dir PATH]
+        [--backend json|mongo|both]
 
 Prints the time of the first (full) save, of a load, and percentiles of a one-item checkpoint
 (durable: fsync of the file and of its directory), plus a few-items checkpoint with the
 session metadata. Put ``--dir`` on the disk you will run on: fsync cost is the disk's.
+``--backend mongo`` runs the same against MongoDB (a local SecantusDB server, the tests' own)
+and also counts the wire-protocol round trips of each checkpoint (goal: one).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from q2google.state import StageName, StageStatus, SyncStateBackend
 from q2google.state.local import JsonFileBackend
@@ -34,7 +38,13 @@ def _percentiles(samples: list[float]) -> str:
     )
 
 
-def run(backend: SyncStateBackend, label: str, items: int, checkpoints: int) -> None:
+def run(
+    backend: SyncStateBackend,
+    label: str,
+    items: int,
+    checkpoints: int,
+    round_trips: list[str] | None = None,
+) -> None:
     """Measure one backend and print its figures."""
     state = sample_session("bench", items=items)
     started = time.perf_counter()
@@ -47,16 +57,25 @@ def run(backend: SyncStateBackend, label: str, items: int, checkpoints: int) -> 
     assert loaded is not None
     keys = list(loaded.items)
 
-    one_item = []
+    one_item, trips = [], []
     for number in range(checkpoints):
         item = loaded.items[keys[(number * 7919) % len(keys)]]
         item.upload_offset = (number + 1) * 262_144
+        if round_trips is not None:
+            round_trips.clear()
         started = time.perf_counter()
         backend.save(loaded)
         one_item.append(time.perf_counter() - started)
+        if round_trips is not None:
+            trips.append(len(round_trips))
     print(f"[{label}] one-item checkpoint ({checkpoints}x): {_percentiles(one_item)}")
+    if trips:
+        print(
+            f"[{label}] round trips per checkpoint: min {min(trips)}, max {max(trips)}, "
+            f"mean {statistics.fmean(trips):.2f}"
+        )
 
-    with_meta = []
+    with_meta, meta_trips = [], []
     for number in range(max(1, checkpoints // 5)):
         for offset in range(3):
             loaded.items[
@@ -64,10 +83,16 @@ def run(backend: SyncStateBackend, label: str, items: int, checkpoints: int) -> 
             ].create_status = StageStatus.COMPLETED
         loaded.discovery_next_page = number + 2
         loaded.set_stage(StageName.CREATE, StageStatus.RUNNING)
+        if round_trips is not None:
+            round_trips.clear()
         started = time.perf_counter()
         backend.save(loaded)
         with_meta.append(time.perf_counter() - started)
+        if round_trips is not None:
+            meta_trips.append(len(round_trips))
     print(f"[{label}] three items + metadata checkpoint: {_percentiles(with_meta)}")
+    if meta_trips:
+        print(f"[{label}] round trips (three items + metadata): max {max(meta_trips)}")
 
 
 def main() -> None:
@@ -75,10 +100,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--checkpoints", type=int, default=500)
-    parser.add_argument("--dir", type=Path, default=None, help="where to put the JSON state")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the state")
+    parser.add_argument("--backend", choices=["json", "mongo", "both"], default="both")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="q2google-bench-") as directory:
-        run(JsonFileBackend(directory), "json", args.items, args.checkpoints)
+        if args.backend in ("json", "both"):
+            run(JsonFileBackend(directory), "json", args.items, args.checkpoints)
+        if args.backend in ("mongo", "both"):
+            run_mongo(Path(directory) / "mongo", args.items, args.checkpoints)
+
+
+def run_mongo(storage: Path, items: int, checkpoints: int) -> None:
+    """Start a local SecantusDB server and run the benchmark on MongoBackend."""
+    from pymongo import MongoClient, monitoring
+    from secantus import SecantusDBServer
+
+    from q2google.state.mongo import MongoBackend
+
+    commands: list[str] = []
+
+    class Counter(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            commands.append(event.command_name)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    server = SecantusDBServer(storage_path=str(storage))
+    server.start()
+    try:
+        host, port = server.address
+        uri = f"mongodb://{host}:{port}/bench"
+        client: Any = MongoClient(uri, event_listeners=[Counter()])
+        run(MongoBackend(uri, client=client), "mongo", items, checkpoints, round_trips=commands)
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

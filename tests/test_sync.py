@@ -73,6 +73,7 @@ async def run_sync(
     album: str | None = "GoPro",
     concurrency: int = 4,
     prepare: Any = None,
+    backend: Any = None,
 ) -> Any:
     settings = Q2GoogleSettings(
         gopro_api_url=sandbox.url,
@@ -86,7 +87,8 @@ async def run_sync(
         photos = photos_class.from_settings(settings)
         photos.policy = photos.api.policy = FAST
         async with photos:
-            sync = GoProToPhotosSync(gp, photos, JsonFileBackend(settings.state_dir), settings)
+            store = backend or JsonFileBackend(settings.state_dir)
+            sync = GoProToPhotosSync(gp, photos, store, settings)
             sync._library.policy = FAST
             if prepare is not None:
                 prepare(sync)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from q2google.errors import Q2GoogleError
 from q2google.gopro import GoProLibrary
 from q2google.gphotos.models import GoogleAPIError, GoogleAuthError
 from q2google.photos import GooglePhotoLibraryPort
@@ -131,7 +132,7 @@ class TransferStage:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.concurrency, max(1, len(pending)))):
                     group.create_task(worker())
-        except* (QuotaExhaustedError, GoogleAuthError, PermanentItemError) as errors:
+        except* (Q2GoogleError, PermanentItemError) as errors:  # quota, auth, state
             raise errors.exceptions[0] from None
         finally:
             metrics.seconds_transfer_wall += time.monotonic() - started

@@ -1,0 +1,302 @@
+"""MongoDB: the state backend for containers and several machines sharing sessions.
+
+Selected by ``Q2GOOGLE_STATE_URI=mongodb://host:27017/dbname`` (or ``mongodb+srv://``); the
+database comes from the URI's path, ``q2google`` by default. Requires pymongo
+(``pip install 'q2google[mongo]'``), imported only here.
+
+Collections, each with a unique index on its natural key:
+
+- ``sessions``: one document per session (``session_id``, ``schema_version``, ``created_at``,
+  ``updated_at``, the window, ``batch_size``, ``stages``...);
+- ``items``: one per ``(session_id, item_key)``: media id, CDN URL, per-stage statuses, upload
+  progress, upload token, errors;
+- ``batches``: one per ``(session_id, batch_index)``: item keys, status, responses, error.
+
+The cross-session ledger is the session ``q2google-ledger`` in the same collections.
+
+``save`` sends what changed since the last save as upserts in one unordered client-level
+``bulkWrite`` (MongoDB 8.0 and later): one round trip per checkpoint, whatever the session's
+size. Older servers get one unordered bulk per collection touched. Retryable writes are on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pymongo import ASCENDING, DeleteMany, InsertOne, MongoClient, UpdateOne
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    InvalidURI,
+    OperationFailure,
+    PyMongoError,
+)
+
+from q2google.errors import ConfigError, StateCorruptError, StateError, StateWriteError
+from q2google.state.base import (
+    SCHEMA_VERSION,
+    BatchState,
+    ItemState,
+    SessionState,
+    StateChanges,
+    validate_session_id,
+)
+
+if TYPE_CHECKING:
+    from q2google.config import Q2GoogleSettings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATABASE = "q2google"
+CLIENT_BULK_WRITE_WIRE_VERSION = 25
+"""MongoDB 8.0: the first server with the client-level (multi-collection) ``bulkWrite``."""
+_HIDDEN = {"_id": 0}
+
+
+class MongoBackend:
+    """Checkpoint sessions in MongoDB.
+
+    Args:
+        uri: ``mongodb://`` or ``mongodb+srv://`` connection string.
+        timeout_ms: How long to look for a reachable server before giving up.
+        client: An existing client to use instead of connecting to ``uri``.
+
+    Raises:
+        ConfigError: The URI is malformed (the message never repeats it: it may hold a
+            password).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        timeout_ms: int = 10_000,
+        client: MongoClient[dict[str, Any]] | None = None,
+    ) -> None:
+        self._where = _host_of(uri)
+        try:
+            self._client: MongoClient[dict[str, Any]] = client or MongoClient(
+                uri,
+                retryWrites=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                appname="q2google",
+                tz_aware=False,
+            )
+            database = self._client.get_default_database(DEFAULT_DATABASE)
+        except (InvalidURI, ConfigurationError, ValueError) as error:
+            raise ConfigError(
+                f"Q2GOOGLE_STATE_URI is not a valid MongoDB URI ({type(error).__name__})"
+            ) from None
+        self.database_name = database.name
+        self._sessions = database["sessions"]
+        self._items = database["items"]
+        self._batches = database["batches"]
+        self._indexed = False
+
+    def __repr__(self) -> str:
+        return f"MongoBackend({self._where!r}, database={self.database_name!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Q2GoogleSettings) -> MongoBackend:
+        """Connect to ``settings.state_uri``."""
+        assert settings.state_uri is not None
+        return cls(settings.state_uri)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    # -- SyncStateBackend ------------------------------------------------------------------
+
+    def load(self, session_id: str) -> SessionState | None:
+        """Read a session, or ``None`` when there is none with that id.
+
+        Raises:
+            InvalidSessionIdError: The id is not allowed.
+            StateError: MongoDB is unreachable or refused us (one line, naming the host).
+            StateCorruptError: A stored document is invalid.
+        """
+        validate_session_id(session_id)
+        with self._errors("read"):
+            meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
+            if meta is None:
+                return None
+            items = list(self._items.find({"session_id": session_id}, {"_id": 0, "session_id": 0}))
+            batches = list(
+                self._batches.find({"session_id": session_id}, {"_id": 0, "session_id": 0})
+            )
+        try:
+            return SessionState.from_parts(
+                meta,
+                [ItemState.from_dict(doc) for doc in items],
+                [BatchState.from_dict(doc) for doc in batches],
+            )
+        except StateCorruptError as error:
+            raise StateCorruptError(
+                f"MongoDB {self.database_name}, session {session_id!r}: {error}"
+            ) from None
+
+    def save(self, state: SessionState) -> None:
+        """Write what changed in ``state``: one round trip per checkpoint.
+
+        Raises:
+            StateWriteError: The write failed after the driver's retries; the changes stay
+                pending and the stored checkpoint is the previous one.
+        """
+        validate_session_id(state.session_id)
+        with self._errors("write", StateWriteError):
+            self._ensure_indexes()
+            with state.pending_changes() as changes:
+                if changes.is_empty:
+                    return
+                fresh = False
+                if changes.full and not self._refuse_other_session(state):
+                    # A first save: clear what an unfinished one left, then plain inserts.
+                    self._items.delete_many({"session_id": state.session_id})
+                    self._batches.delete_many({"session_id": state.session_id})
+                    fresh = True
+                self._write(changes, fresh=fresh)
+
+    # -- sessions catalogue (beyond the protocol) ------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        """Return the ids of the stored sessions, sorted."""
+        with self._errors("read"):
+            return sorted(self._sessions.distinct("session_id"))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _write(self, changes: StateChanges, *, fresh: bool = False) -> None:
+        session_id = changes.session_id
+        one_call = self._client_bulk_write()
+        ops: list[tuple[Any, Any]] = []  # (collection, operation)
+
+        def add(collection: Any, kind: Any, *args: Any, **kwargs: Any) -> None:
+            if one_call:  # client-level bulkWrite: each operation names its collection
+                kwargs["namespace"] = f"{self.database_name}.{collection.name}"
+            ops.append((collection, kind(*args, **kwargs)))
+
+        for key, item in changes.items:
+            if fresh:
+                add(self._items, InsertOne, {"session_id": session_id, **item})
+            else:
+                add(
+                    self._items,
+                    UpdateOne,
+                    {"session_id": session_id, "item_key": key},
+                    {"$set": item},
+                    upsert=True,
+                )
+        for index, batch in changes.batches:
+            if fresh:
+                add(self._batches, InsertOne, {"session_id": session_id, **batch})
+            else:
+                add(
+                    self._batches,
+                    UpdateOne,
+                    {"session_id": session_id, "batch_index": index},
+                    {"$set": batch},
+                    upsert=True,
+                )
+        if changes.full and not fresh:  # store exactly this session: drop what it no longer has
+            add(
+                self._items,
+                DeleteMany,
+                {"session_id": session_id, "item_key": {"$nin": [key for key, _ in changes.items]}},
+            )
+            add(
+                self._batches,
+                DeleteMany,
+                {
+                    "session_id": session_id,
+                    "batch_index": {"$nin": [index for index, _ in changes.batches]},
+                },
+            )
+        if changes.meta is not None:
+            add(
+                self._sessions,
+                UpdateOne,
+                {"session_id": session_id},
+                {"$set": changes.meta},
+                upsert=True,
+            )
+        if one_call:
+            self._client.bulk_write([op for _, op in ops], ordered=False)
+            return
+        by_collection: dict[str, tuple[Any, list[Any]]] = {}
+        for collection, op in ops:
+            by_collection.setdefault(collection.name, (collection, []))[1].append(op)
+        for collection, collection_ops in by_collection.values():
+            collection.bulk_write(collection_ops, ordered=False)
+
+    def _client_bulk_write(self) -> bool:
+        description = self._client.topology_description
+        servers = description.server_descriptions().values()
+        versions = [server.max_wire_version for server in servers if server.is_writable]
+        return bool(versions) and min(versions) >= CLIENT_BULK_WRITE_WIRE_VERSION
+
+    def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        self._sessions.create_index([("session_id", ASCENDING)], unique=True)
+        self._items.create_index([("session_id", ASCENDING), ("item_key", ASCENDING)], unique=True)
+        self._batches.create_index(
+            [("session_id", ASCENDING), ("batch_index", ASCENDING)], unique=True
+        )
+        self._indexed = True
+
+    def _refuse_other_session(self, state: SessionState) -> bool:
+        """Refuse a whole-session save over a different stored session; return whether one
+        with this id is stored."""
+        stored = self._sessions.find_one(
+            {"session_id": state.session_id}, {"created_at": 1, "schema_version": 1}
+        )
+        if stored is None:
+            return False
+        if stored.get("schema_version", SCHEMA_VERSION) < SCHEMA_VERSION:
+            return True
+        if stored.get("created_at") != state.created_at:
+            raise StateError(
+                f"session {state.session_id!r} already exists in MongoDB {self.database_name} "
+                f"(created {stored.get('created_at')}); resume it or choose another session id"
+            )
+        return True
+
+    def _errors(self, doing: str, kind: type[StateError] = StateError) -> _MongoErrors:
+        return _MongoErrors(self, doing, kind)
+
+
+class _MongoErrors:
+    """Turn driver errors into one line naming the server, never the URI."""
+
+    def __init__(self, backend: MongoBackend, doing: str, kind: type[StateError]) -> None:
+        self.backend, self.doing, self.kind = backend, doing, kind
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
+    ) -> None:
+        if error is None or not isinstance(error, PyMongoError):
+            return
+        where = self.backend._where
+        if isinstance(error, ConnectionFailure):
+            message = (
+                f"MongoDB at {where} is unreachable ({type(error).__name__}); "
+                "everything done so far is saved: run the same command again once it is back"
+            )
+        elif isinstance(error, OperationFailure) and error.code in (13, 18):
+            message = f"MongoDB at {where} refused the credentials in Q2GOOGLE_STATE_URI"
+        else:
+            message = f"MongoDB at {where}: {self.doing} failed ({type(error).__name__})"
+        raise self.kind(message) from None
+
+
+def _host_of(uri: str) -> str:
+    """The host part of a MongoDB URI, without user or password."""
+    netloc = urlsplit(uri).netloc
+    return netloc.rpartition("@")[2] or "?"

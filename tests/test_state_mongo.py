@@ -1,0 +1,182 @@
+"""MongoBackend against a real MongoDB wire-protocol server (SecantusDB), not a mock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import monitoring
+from secantus import SecantusDBServer
+
+from q2google.config import Q2GoogleSettings
+from q2google.errors import ConfigError, StateError, StateWriteError
+from q2google.state import StageStatus, SyncStateBackend, build_backend, new_session
+from q2google.state.mongo import MongoBackend
+from q2google.testing import BackendSpec, SyncStateBackendContract, sample_session
+
+
+@pytest.fixture(scope="module")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusDBServer]:
+    server = SecantusDBServer(storage_path=str(tmp_path_factory.mktemp("secantus")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: SecantusDBServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database per test on the shared server."""
+    name = "t_" + "".join(ch for ch in request.node.name if ch.isalnum())[-50:]
+    host, port = mongo_server.address
+    return f"mongodb://{host}:{port}/{name}"
+
+
+class TestMongoBackendContract(SyncStateBackendContract):
+    @pytest.fixture
+    def backend(self, mongo_uri: str) -> Iterator[SyncStateBackend]:
+        backend = MongoBackend(mongo_uri)
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def reopen_backend(self, mongo_uri: str) -> Callable[[], SyncStateBackend]:
+        return lambda: MongoBackend(mongo_uri)
+
+    @pytest.fixture
+    def backend_spec(self, mongo_uri: str) -> BackendSpec:
+        return BackendSpec("q2google.state.mongo:MongoBackend", {"uri": mongo_uri})
+
+
+class RoundTrips(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_one_round_trip_per_checkpoint(mongo_uri: str) -> None:
+    from pymongo import MongoClient
+
+    listener = RoundTrips()
+    client: Any = MongoClient(mongo_uri, event_listeners=[listener])
+    backend = MongoBackend(mongo_uri, client=client)
+    state = sample_session("rt", items=500)
+    backend.save(state)
+    for number in range(5):
+        listener.commands.clear()
+        state.items["media000100-0"].upload_offset = (number + 1) * 262_144
+        state.batches[0].status = StageStatus.RUNNING if number % 2 else StageStatus.COMPLETED
+        state.discovery_next_page = number + 10
+        backend.save(state)
+        assert listener.commands == ["bulkWrite"], listener.commands
+    loaded = MongoBackend(mongo_uri).load("rt")
+    assert loaded is not None
+    assert loaded.to_dict() == state.to_dict()
+
+
+def test_database_comes_from_the_uri_path(mongo_server: SecantusDBServer) -> None:
+    host, port = mongo_server.address
+    assert MongoBackend(f"mongodb://{host}:{port}/mydb").database_name == "mydb"
+    assert MongoBackend(f"mongodb://{host}:{port}/").database_name == "q2google"
+
+
+def test_build_backend_picks_mongo_for_its_schemes(mongo_uri: str) -> None:
+    backend = build_backend(Q2GoogleSettings(state_uri=mongo_uri))
+    assert isinstance(backend, MongoBackend)
+
+
+def test_a_malformed_uri_is_one_line_without_the_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        MongoBackend("mongodb://admin:hunter2@host:notaport/db")
+    assert "hunter2" not in str(caught.value)
+    assert "not a valid MongoDB URI" in str(caught.value)
+
+
+def test_an_unreachable_server_is_one_line_naming_it() -> None:
+    backend = MongoBackend("mongodb://admin:hunter2@127.0.0.1:9/q2google", timeout_ms=300)
+    with pytest.raises(StateError, match=r"127\.0\.0\.1:9 is unreachable") as caught:
+        backend.load("any")
+    assert "hunter2" not in str(caught.value)
+    state = new_session("any", start_date_iso="2024-01-01", end_date_iso="2024-01-02", batch_size=1)
+    with pytest.raises(StateWriteError, match="unreachable"):
+        backend.save(state)
+    assert state.has_pending_changes, "a failed save keeps its changes for the next one"
+
+
+def test_unique_indexes_on_natural_keys(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    backend.save(sample_session("ix"))
+    from pymongo import MongoClient
+
+    db: Any = MongoClient(mongo_uri).get_default_database()
+    unique = {
+        name: [tuple(index["key"]) for index in db[name].list_indexes() if index.get("unique")]
+        for name in ("sessions", "items", "batches")
+    }
+    assert unique == {
+        "sessions": [("session_id",)],
+        "items": [("session_id", "item_key")],
+        "batches": [("session_id", "batch_index")],
+    }
+
+
+def test_sync_state_survives_in_mongo(tmp_path: Path, mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    state = sample_session("x", items=3)
+    backend.save(state)
+    assert backend.session_ids() == ["x"]
+
+
+@pytest.mark.slow
+async def test_a_sync_on_mongo_survives_the_server_going_away(tmp_path: Path) -> None:
+    import asyncio
+
+    from q2google.sandbox import Sandbox, SandboxLibrary
+    from tests.test_sync import assert_exactly_once, run_sync
+
+    storage = str(tmp_path / "mongo")
+    server = SecantusDBServer(storage_path=storage)
+    server.start()
+    host, port = server.address
+    uri = f"mongodb://{host}:{port}/q2google"
+    library = SandboxLibrary.generated(
+        photos=20,
+        videos=2,
+        bursts=1,
+        frames=4,
+        photo_size=300 * 1024,
+        video_size=4 * 1024**2,
+        seed=4,
+    )
+    sandbox = Sandbox(library, faults=None)
+    with sandbox.running_in_thread():
+        sandbox.set_faults("bandwidth=2MiB")
+        run = asyncio.ensure_future(
+            run_sync(sandbox, tmp_path, backend=MongoBackend(uri, timeout_ms=1000))
+        )
+        while sandbox.stats.upload_bytes_received < 2 * 1024**2 and not run.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        server.stop()  # MongoDB goes away midway
+        with pytest.raises(StateError, match="unreachable") as caught:
+            await run
+        assert "\n" not in str(caught.value)
+        assert len(sandbox.snapshot()["mediaItems"]) < len(library.deliverables())
+
+        server = SecantusDBServer(port=port, storage_path=storage)  # back, same data
+        server.start()
+        sandbox.set_faults("")
+        await run_sync(sandbox, tmp_path, backend=MongoBackend(uri))
+        assert_exactly_once(sandbox)
+        stored = MongoBackend(uri).load("s1")
+        assert stored is not None
+        assert {item.create_status for item in stored.items.values()} == {StageStatus.COMPLETED}
+    server.stop()
