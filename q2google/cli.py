@@ -97,6 +97,74 @@ def sandbox_serve(
     serve(port=port, faults=faults, library=library, env_file=env_file, token_file=token_file)
 
 
+@app.command()
+def sync(
+    *,
+    session: Annotated[str, typer.Option("--session", help="Session id; run again to resume.")],
+    start: Annotated[
+        str | None, typer.Option(help="First capture day, YYYY-MM-DD (new sessions).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Last capture day, YYYY-MM-DD.")] = None,
+    album: Annotated[str | None, typer.Option(help="Google Photos album to add to.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Files in flight (default 4).")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first permanent failure.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary, nothing else.")
+    ] = False,
+) -> None:
+    """Copy media captured in a window from the GoPro cloud into Google Photos, or resume."""
+    import asyncio
+    import dataclasses
+    import json
+
+    from q2google.config import get_settings
+    from q2google.run import parse_day, run_session
+    from q2google.state import validate_session_id
+    from q2google.state.ledger import refuse_reserved
+
+    refuse_reserved(validate_session_id(session))
+    first = parse_day(start, "--start") if start else None
+    last = parse_day(end, "--end") if end else None
+    overrides: dict[str, object] = {"fail_fast": True} if fail_fast else {}
+    if concurrency:
+        overrides["transfer_concurrency"] = concurrency
+    settings = get_settings(**overrides)
+    try:
+        summary = asyncio.run(
+            run_session(settings, session_id=session, start=first, end=last, album=album)
+        )
+    except KeyboardInterrupt:
+        typer.echo(
+            f"q2google: interrupted; progress is saved. Resume with: "
+            f"q2google sync --session {session}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(summary)))
+    else:
+        typer.echo(
+            f"session {session}: {summary.by_status.get('completed', 0)} of "
+            f"{summary.items} files in Google Photos, "
+            f"{summary.bytes_uploaded / 1024**2:.1f} MiB sent in {summary.seconds:.1f} s"
+        )
+        for failure in summary.failures:
+            typer.echo(f"  failed: {failure['file']} ({failure['item']}): {failure['error']}")
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+@app.command()
+def demo() -> None:
+    """Run a real sync against local emulators of both clouds: no accounts needed."""
+    from q2google.sandbox.demo import run_demo
+
+    raise typer.Exit(0 if run_demo() else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with its code; known errors become one line on stderr.
 
