@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from q2google.errors import InvalidSessionIdError, StateCorruptError
+from q2google.errors import InvalidSessionIdError, StateCorruptError, StateError
 
 SCHEMA_VERSION = 2
 """Version of the stored form written by this q2google; older forms are migrated on load.
@@ -669,6 +669,29 @@ class SyncStateBackend(Protocol):
     def save(self, state: SessionState) -> None:
         """Persist what changed in ``state`` since it was loaded or last saved."""
         ...
+
+
+def refuse_other_session(stored: Mapping[str, Any], state: SessionState, where: str) -> None:
+    """Refuse a whole-session save of ``state`` over a different session stored under its id.
+
+    A stored session of an older schema is being migrated and is not refused.
+
+    Args:
+        stored: The stored session metadata.
+        state: The session about to be written in full.
+        where: Where it is stored, for the message.
+
+    Raises:
+        StateError: The stored session was created at another time: it is another session.
+    """
+    version = stored.get("schema_version", 1)
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        return
+    if stored.get("created_at") != state.created_at:
+        raise StateError(
+            f"session {state.session_id!r} already exists in {where} (created "
+            f"{stored.get('created_at')}); resume it or choose another session id"
+        )
 
 
 def migrate_legacy(data: Mapping[str, Any], *, default_batch_size: int = 50) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from q2google.state.base import (
     ItemState,
     SessionState,
     StateChanges,
+    refuse_other_session,
     validate_session_id,
 )
 
@@ -173,14 +174,7 @@ class JsonFileBackend:
         stored = _read_json(directory / META_FILE)
         if not isinstance(stored, dict):
             raise StateCorruptError(f"{directory / META_FILE}: not a JSON object")
-        version = stored.get("schema_version", 1)
-        if isinstance(version, int) and version < SCHEMA_VERSION:
-            return  # the original layout, being migrated
-        if stored.get("created_at") != state.created_at:
-            raise StateError(
-                f"session {state.session_id!r} already exists in {self.state_dir} (created "
-                f"{stored.get('created_at')}); resume it or choose another session id"
-            )
+        refuse_other_session(stored, state, str(self.state_dir))
 
     # -- sessions catalogue (beyond the protocol) ----------------------------------------------
 

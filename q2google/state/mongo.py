@@ -36,11 +36,11 @@ from pymongo.errors import (
 
 from q2google.errors import ConfigError, StateCorruptError, StateError, StateWriteError
 from q2google.state.base import (
-    SCHEMA_VERSION,
     BatchState,
     ItemState,
     SessionState,
     StateChanges,
+    refuse_other_session,
     validate_session_id,
 )
 
@@ -256,13 +256,7 @@ class MongoBackend:
         )
         if stored is None:
             return False
-        if stored.get("schema_version", SCHEMA_VERSION) < SCHEMA_VERSION:
-            return True
-        if stored.get("created_at") != state.created_at:
-            raise StateError(
-                f"session {state.session_id!r} already exists in MongoDB {self.database_name} "
-                f"(created {stored.get('created_at')}); resume it or choose another session id"
-            )
+        refuse_other_session(stored, state, f"MongoDB {self.database_name}")
         return True
 
     def _errors(self, doing: str, kind: type[StateError] = StateError) -> _MongoErrors:
