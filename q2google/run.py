@@ -10,7 +10,6 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -19,7 +18,7 @@ from q2google.errors import Q2GoogleError
 from q2google.gopro import GoProCloudClient
 from q2google.gphotos.oauth import GooglePhotosOAuth
 from q2google.photos import GooglePhotosClient
-from q2google.retry import EXIT_TRY_LATER, RetryableStatusError, describe
+from q2google.retry import EXIT_TRY_LATER, RetryableStatusError, describe, is_transient
 from q2google.state import SessionState, StageStatus, build_backend
 from q2google.sync import GoProToPhotosSync, SyncTransferMetrics
 
@@ -127,7 +126,7 @@ async def run_session(
             "command again later"
         ) from None
     except Exception as error:
-        if _is_aiohttp_error(error):
+        if is_transient(error):  # aiohttp's, from the GoPro side
             raise TryLaterError(
                 f"the GoPro cloud kept failing ({describe(error)}); progress is saved: run the "
                 "same command again later"
@@ -152,12 +151,3 @@ def _gopro_token() -> str:
             "(see README, 'Real accounts')"
         )
     return str(token)
-
-
-def _is_aiohttp_error(error: BaseException) -> bool:
-    import aiohttp
-
-    status: Any = getattr(error, "status", None)
-    if isinstance(error, aiohttp.ClientResponseError):
-        return bool(status is None or status >= 500 or status in (408, 429))
-    return isinstance(error, aiohttp.ClientError)

@@ -197,3 +197,15 @@ def test_mark_all_dirty_writes_everything_again() -> None:
         assert len(changes.items) == 4
         assert len(changes.batches) == 2
         assert changes.meta is not None
+
+
+def test_in_place_batch_edits_are_saved_once_marked() -> None:
+    state = sample_session(items=4)
+    state.mark_clean()
+    assert state.batches[0].responses is not None
+    state.batches[0].responses[0]["status"]["message"] = "edited in place"
+    assert not state.has_pending_changes
+    state.mark_batch_dirty(0)
+    with state.pending_changes() as changes:
+        assert [index for index, _ in changes.batches] == [0]
+        assert changes.batches[0][1]["responses"][0]["status"]["message"] == "edited in place"

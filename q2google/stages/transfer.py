@@ -26,6 +26,7 @@ from q2google.retry import (
     RETRYABLE_STATUSES,
     QuotaExhaustedError,
     RetryableStatusError,
+    is_transient,
     parse_retry_after,
 )
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
@@ -168,7 +169,7 @@ class TransferStage:
             ValueError,
         ) as error:
             item.transfer_status = StageStatus.FAILED
-            transient = isinstance(error, httpx.TransportError | RetryableStatusError)
+            transient = is_transient(error)
             item.record_error(
                 ErrorRecord(stage=StageName.TRANSFER, message=_one_line(error), retryable=transient)
             )
