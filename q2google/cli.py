@@ -8,15 +8,26 @@ traceback only under ``--debug``. Heavy modules are imported inside commands, no
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from q2google import __version__
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from q2google.config import Q2GoogleSettings
+    from q2google.progress import ProgressMode
+    from q2google.run import RunSummary
+
+T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
 
@@ -97,6 +108,75 @@ def sandbox_serve(
     serve(port=port, faults=faults, library=library, env_file=env_file, token_file=token_file)
 
 
+def _settings(**overrides: object) -> Q2GoogleSettings:
+    from q2google.config import get_settings
+
+    return get_settings(**overrides)
+
+
+def _session_id(session: str) -> str:
+    from q2google.state import validate_session_id
+    from q2google.state.ledger import refuse_reserved
+
+    return refuse_reserved(validate_session_id(session))
+
+
+def _run_interruptibly(work: Coroutine[Any, Any, T], session: str) -> T:
+    """Run ``work``; on Ctrl-C say that progress is saved and how to resume (exit 130)."""
+    import asyncio
+
+    try:
+        return asyncio.run(work)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"q2google: interrupted; progress is saved. Resume with: "
+            f"q2google sync --session {session}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _report_run(summary: RunSummary, as_json: bool) -> None:
+    """Print a run's summary (text or one JSON object) and exit 0, or 1 when files failed."""
+    import dataclasses
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(summary)))
+    else:
+        from q2google.progress import human_bytes
+
+        counts = summary.by_status
+        typer.echo(
+            f"session {summary.session_id}: {counts.get('completed', 0)} of {summary.files} "
+            f"files in Google Photos"
+            + (f", {counts['failed']} failed" if counts.get("failed") else "")
+            + (f", {counts['pending']} pending" if counts.get("pending") else "")
+            + f"; {human_bytes(summary.bytes_uploaded)} sent in {summary.seconds:.1f} s"
+        )
+        if summary.stopped_early:
+            typer.echo("stopped at the first failure (--fail-fast)")
+        for failure in summary.failures:
+            typer.echo(f"  failed: {failure['file']} ({failure['item']}): {failure['error']}")
+        if summary.failures:
+            typer.echo(f"retry them with: q2google sessions retry {summary.session_id}")
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def _progress_mode(as_json: bool) -> ProgressMode:
+    from q2google.progress import ProgressMode, choose_mode
+
+    return ProgressMode.PLAIN if as_json else choose_mode()
+
+
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print one JSON summary on stdout, nothing else.")
+]
+Concurrency = Annotated[
+    int | None, typer.Option(min=1, max=64, help="Files in flight (default 4).")
+]
+
+
 @app.command()
 def sync(
     *,
@@ -106,55 +186,285 @@ def sync(
     ] = None,
     end: Annotated[str | None, typer.Option(help="Last capture day, YYYY-MM-DD.")] = None,
     album: Annotated[str | None, typer.Option(help="Google Photos album to add to.")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Files in flight (default 4).")
-    ] = None,
+    concurrency: Concurrency = None,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first permanent failure.")
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON summary, nothing else.")
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Discover only: print what would move, upload nothing."),
     ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Copy media captured in a window from the GoPro cloud into Google Photos, or resume."""
-    import asyncio
-    import dataclasses
-    import json
-
-    from q2google.config import get_settings
     from q2google.run import parse_day, run_session
-    from q2google.state import validate_session_id
-    from q2google.state.ledger import refuse_reserved
 
-    refuse_reserved(validate_session_id(session))
+    _session_id(session)
     first = parse_day(start, "--start") if start else None
     last = parse_day(end, "--end") if end else None
     overrides: dict[str, object] = {"fail_fast": True} if fail_fast else {}
     if concurrency:
         overrides["transfer_concurrency"] = concurrency
-    settings = get_settings(**overrides)
-    try:
-        summary = asyncio.run(
-            run_session(settings, session_id=session, start=first, end=last, album=album)
-        )
-    except KeyboardInterrupt:
-        typer.echo(
-            f"q2google: interrupted; progress is saved. Resume with: "
-            f"q2google sync --session {session}",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    settings = _settings(**overrides)
+    if dry_run:
+        _dry_run(settings, session, first, last, as_json)
+    summary = _run_interruptibly(
+        run_session(
+            settings,
+            session_id=session,
+            start=first,
+            end=last,
+            album=album,
+            progress=_progress_mode(as_json),
+        ),
+        session,
+    )
+    _report_run(summary, as_json)
+
+
+def _dry_run(
+    settings: Q2GoogleSettings,
+    session: str,
+    first: datetime | None,
+    last: datetime | None,
+    as_json: bool,
+) -> None:
+    import asyncio
+    import dataclasses
+    import json
+
+    from q2google.progress import human_bytes
+    from q2google.run import dry_run
+
+    report = asyncio.run(dry_run(settings, session_id=session, start=first, end=last))
     if as_json:
-        typer.echo(json.dumps(dataclasses.asdict(summary)))
-    else:
-        typer.echo(
-            f"session {session}: {summary.by_status.get('completed', 0)} of "
-            f"{summary.items} files in Google Photos, "
-            f"{summary.bytes_uploaded / 1024**2:.1f} MiB sent in {summary.seconds:.1f} s"
+        typer.echo(json.dumps({"dry_run": True, **dataclasses.asdict(report)}))
+        raise typer.Exit(0)
+    typer.echo(
+        f"session {session} (dry run, nothing uploaded): {report.files} files would move, "
+        f"{human_bytes(report.bytes)}"
+    )
+    for kind, counts in sorted(report.by_type.items()):
+        typer.echo(f"  {kind:<10} {counts['files']:>6} files  {human_bytes(counts['bytes']):>10}")
+    if report.already_delivered:
+        typer.echo(f"  already in Google Photos: {report.already_delivered} files")
+    for failure in report.failures:
+        typer.echo(f"  cannot move: {failure['file']} ({failure['item']}): {failure['error']}")
+    raise typer.Exit(0)
+
+
+sessions_app = typer.Typer(
+    help="List, inspect, retry and delete the sessions in the state backend.",
+    no_args_is_help=True,
+)
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("list")
+def sessions_list(as_json: AsJson = False) -> None:
+    """List stored sessions with their status, file counts and size."""
+    import json
+
+    from q2google.progress import human_bytes
+    from q2google.sessions import catalogue, summarize
+    from q2google.state import build_backend
+
+    backend, ids = catalogue(build_backend(_settings()))
+    summaries = []
+    for session_id in ids:
+        state = backend.load(session_id)
+        if state is not None:
+            summaries.append(summarize(state))
+    if as_json:
+        typer.echo(json.dumps([summary.to_dict() for summary in summaries]))
+        return
+    if not summaries:
+        typer.echo(f"no sessions in {backend!r}")
+        return
+    rows = [("SESSION", "STATUS", "WINDOW", "DONE/FILES", "FAILED", "SIZE", "UPDATED")]
+    for summary in summaries:
+        rows.append(
+            (
+                summary.session_id,
+                summary.status,
+                f"{summary.window['start']}..{summary.window['end']}",
+                f"{summary.by_status['completed']}/{summary.files}",
+                str(summary.by_status["failed"]),
+                human_bytes(summary.bytes_total),
+                summary.updated_at[:16].replace("T", " "),
+            )
         )
-        for failure in summary.failures:
-            typer.echo(f"  failed: {failure['file']} ({failure['item']}): {failure['error']}")
-    raise typer.Exit(0 if summary.ok else 1)
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session: Annotated[str, typer.Argument(help="Session id.")], as_json: AsJson = False
+) -> None:
+    """Show a session: its window, counts per status and stage, and each failed file's error."""
+    import json
+
+    from q2google.progress import human_bytes
+    from q2google.sessions import load_existing, summarize
+    from q2google.state import build_backend
+
+    summary = summarize(load_existing(build_backend(_settings()), _session_id(session)))
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+        return
+    counts = summary.by_status
+    lines = [
+        f"session {summary.session_id}: {summary.status}",
+        f"  window   {summary.window['start']} to {summary.window['end']}",
+        f"  album    {summary.album or '-'}",
+        f"  files    {summary.files}: {counts['completed']} completed, {counts['failed']} "
+        f"failed, {counts['pending']} pending",
+        f"  size     {human_bytes(summary.bytes_completed)} in Google Photos of "
+        f"{human_bytes(summary.bytes_total)} known",
+    ]
+    for stage, by_status in summary.by_stage.items():
+        detail = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
+        lines.append(f"  {stage:<9}{detail or '-'}")
+    lines.append(f"  updated  {summary.updated_at}")
+    if summary.failures:
+        lines.append(f"failed files ({len(summary.failures)}):")
+        lines += [f"  {f['file']} ({f['item']}): {f['error']}" for f in summary.failures]
+        lines.append(f"retry them with: q2google sessions retry {summary.session_id}")
+    typer.echo("\n".join(lines))
+
+
+@sessions_app.command("retry")
+def sessions_retry(
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    concurrency: Concurrency = None,
+    as_json: AsJson = False,
+) -> None:
+    """Put a session's failed files back to pending and run the session again."""
+    from q2google.run import run_session
+
+    overrides: dict[str, object] = {"transfer_concurrency": concurrency} if concurrency else {}
+    settings = _settings(**overrides)
+    _session_id(session)
+    summary = _run_interruptibly(
+        run_session(
+            settings,
+            session_id=session,
+            start=None,
+            end=None,
+            retry_failed=True,
+            progress=_progress_mode(as_json),
+        ),
+        session,
+    )
+    if not as_json and summary.retried:
+        typer.echo(f"retried {summary.retried} failed files")
+    _report_run(summary, as_json)
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a session's state (its files stay in Google Photos and are not sent again)."""
+    from q2google.sessions import catalogue, load_existing, summarize
+    from q2google.state import build_backend
+
+    backend, _ = catalogue(build_backend(_settings()))
+    summary = summarize(load_existing(backend, _session_id(session)))
+    if not yes and not typer.confirm(
+        f"delete session {session} ({summary.files} files, {summary.status})?", default=False
+    ):
+        typer.echo("not deleted", err=True)
+        raise typer.Exit(1)
+    backend.delete(session)
+    typer.echo(f"deleted session {session}")
+
+
+auth_app = typer.Typer(
+    help="Sign in to Google Photos and check both clouds' credentials.", no_args_is_help=True
+)
+app.add_typer(auth_app, name="auth")
+
+
+@auth_app.command("google")
+def auth_google(
+    client_secrets: Annotated[
+        Path | None,
+        typer.Option(
+            help="OAuth client (Desktop app) JSON from Google Cloud "
+            "(default: Q2GOOGLE_GOOGLE_CLIENT_SECRETS_FILE)."
+        ),
+    ] = None,
+    headless: Annotated[
+        bool,
+        typer.Option("--headless", help="Print the sign-in URL instead of opening a browser."),
+    ] = False,
+) -> None:
+    """Sign in to Google Photos (installed-app flow) and write the token file, mode 0600."""
+    from q2google.errors import ConfigError
+    from q2google.gphotos.oauth import GooglePhotosOAuth
+
+    settings = _settings()
+    secrets_file = client_secrets or settings.google_client_secrets_file
+    if secrets_file is None:
+        raise ConfigError(
+            "no OAuth client: pass --client-secrets FILE or set "
+            "Q2GOOGLE_GOOGLE_CLIENT_SECRETS_FILE (docs: Google Cloud set-up)"
+        )
+    oauth = GooglePhotosOAuth.from_settings(settings)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # the sign-in URL shows at once, piped too
+    oauth.login(secrets_file, headless=headless)
+    typer.echo(f"signed in to Google Photos; token written to {oauth.token_file} (mode 0600)")
+
+
+@auth_app.command("status")
+def auth_status(as_json: AsJson = False) -> None:
+    """Check both clouds: the GoPro token is accepted, the Google token refreshes. Exit 1 if not."""
+    import asyncio
+    import json
+
+    from q2google.auth import check_google, check_gopro, gopro_token
+
+    settings = _settings()
+
+    async def both() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                check_gopro(settings, gopro_token()), asyncio.to_thread(check_google, settings)
+            )
+        )
+
+    statuses = asyncio.run(both())
+    ready = all(status.ready for status in statuses)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ready": ready,
+                    **{
+                        status.cloud: {
+                            "ready": status.ready,
+                            "message": status.message,
+                            **status.details,
+                        }
+                        for status in statuses
+                    },
+                }
+            )
+        )
+    else:
+        for status in statuses:
+            mark = "ok  " if status.ready else "FAIL"
+            name = "GoPro " if status.cloud == "gopro" else "Google"
+            typer.echo(f"{mark} {name}  {status.message}")
+            scopes = status.details.get("scopes")
+            if scopes:
+                typer.echo("           scopes: " + ", ".join(s.rsplit("/", 1)[-1] for s in scopes))
+    raise typer.Exit(0 if ready else 1)
 
 
 @app.command()

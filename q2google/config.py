@@ -59,6 +59,7 @@ class Q2GoogleSettings(BaseSettings):
         transfer_concurrency: Items streamed from the CDN to Google at the same time.
         upload_chunk_size_bytes: Bytes per resumable upload request, a multiple of 256 KiB.
         fail_fast: Stop the run at the first permanent item failure.
+        progress_interval_seconds: Seconds between progress lines when not on a terminal.
     """
 
     model_config = SettingsConfigDict(
@@ -80,6 +81,7 @@ class Q2GoogleSettings(BaseSettings):
     transfer_concurrency: int = Field(default=4, ge=1, le=64)
     upload_chunk_size_bytes: int = Field(default=64 * 1024 * 1024, ge=UPLOAD_GRANULARITY_BYTES)
     fail_fast: bool = False
+    progress_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("state_uri")
     @classmethod

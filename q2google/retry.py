@@ -56,6 +56,12 @@ class QuotaExhaustedError(Q2GoogleError):
     exit_code = EXIT_TRY_LATER
 
 
+class TryLaterError(Q2GoogleError):
+    """A service kept failing past every retry; progress is saved, run the command again."""
+
+    exit_code = EXIT_TRY_LATER
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Read a ``Retry-After`` header: delta seconds or an HTTP date; ``None`` if absent or bad."""
     if not value:

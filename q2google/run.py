@@ -1,71 +1,97 @@
-"""One sync run as the CLI performs it: settings in, clients wired, a summary out.
+"""One run as the CLI performs it: settings in, clients wired, a summary out.
 
-Both ``q2google sync`` and ``q2google demo`` go through :func:`run_session`, so the demo
-exercises exactly the code path a real sync takes.
+``q2google sync``, ``q2google sessions retry`` and ``q2google demo`` go through
+:func:`run_session`, so the demo exercises exactly the code path a real sync takes.
+``q2google sync --dry-run`` goes through :func:`dry_run`, which never writes state.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 
+from q2google.auth import check_gopro, require_ready
+from q2google.auth import gopro_token as env_gopro_token
 from q2google.config import Q2GoogleSettings
 from q2google.errors import Q2GoogleError
-from q2google.gopro import GoProCloudClient
-from q2google.gphotos.oauth import GooglePhotosOAuth
+from q2google.gopro import GoProCloudClient, GoProLibrary
 from q2google.photos import GooglePhotosClient
-from q2google.retry import EXIT_TRY_LATER, RetryableStatusError, describe, is_transient
-from q2google.state import SessionState, StageStatus, build_backend
-from q2google.sync import GoProToPhotosSync, SyncTransferMetrics
+from q2google.progress import ProgressDisplay, ProgressMode
+from q2google.retry import RetryableStatusError, TryLaterError, describe, is_transient
+from q2google.sessions import COMPLETED, reset_failed, summarize
+from q2google.stages.discovery import DiscoveryStage
+from q2google.stages.transfer import CdnUrlExpiredError, PermanentItemError, cdn_file_size
+from q2google.state import (
+    DeliveryLedger,
+    ItemState,
+    SessionState,
+    StageStatus,
+    SyncStateBackend,
+    build_backend,
+    new_session,
+)
+from q2google.sync import CDN_TIMEOUT, GoProToPhotosSync, SyncTransferMetrics
 
-
-class TryLaterError(Q2GoogleError):
-    """A service kept failing past every retry; progress is saved, run the command again."""
-
-    exit_code = EXIT_TRY_LATER
+SIZE_CHECKS_IN_FLIGHT = 8
 
 
 @dataclass
 class RunSummary:
-    """What a run left behind, for people (text) and machines (``--json``)."""
+    """What a run left behind, for people (text) and machines (``--json``).
+
+    Attributes:
+        session_id: The session.
+        status: ``completed``, ``failed`` or ``incomplete`` (see
+            :class:`~q2google.sessions.SessionSummary`).
+        files: Files in the session.
+        by_status: Files per outcome (``completed``, ``failed``, ``pending``).
+        bytes_uploaded: Bytes this run uploaded.
+        seconds: Duration of this run.
+        failures: ``{"item", "file", "error"}`` for each failed file.
+        retried: Failed files put back to work before the run (``sessions retry``).
+        stopped_early: ``--fail-fast`` stopped the run at its first failed file.
+    """
 
     session_id: str
-    items: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    bytes_uploaded: int = 0
-    seconds: float = 0.0
+    status: str
+    files: int
+    by_status: dict[str, int]
+    bytes_uploaded: int
+    seconds: float
     failures: list[dict[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, state: SessionState, metrics: SyncTransferMetrics, seconds: float) -> RunSummary:
-        """Summarize a session's state after a run."""
-        statuses = Counter(item.create_status.value for item in state.items.values())
-        failures = [
-            {
-                "item": item.item_key,
-                "file": item.file_name,
-                "error": next(iter(item.errors.values())).message if item.errors else "failed",
-            }
-            for item in state.items.values()
-            if item.create_status is not StageStatus.COMPLETED
-        ]
-        return cls(
-            state.session_id,
-            len(state.items),
-            dict(statuses),
-            metrics.bytes_uploaded,
-            round(seconds, 2),
-            failures,
-        )
+    retried: int = 0
+    stopped_early: bool = False
 
     @property
     def ok(self) -> bool:
-        """Whether every item is in Google Photos."""
-        return not self.failures
+        """Whether every file of the session is in Google Photos."""
+        return self.status == COMPLETED
+
+
+@dataclass
+class DryRunReport:
+    """What a sync would move, found by discovery alone.
+
+    Attributes:
+        session_id: The session.
+        files: Files that would be uploaded.
+        bytes: Their total size.
+        by_type: ``{media type: {"files": n, "bytes": n}}``.
+        already_delivered: Files already in Google Photos (this session or an earlier one).
+        failures: Media whose files cannot be described (``{"item", "file", "error"}``).
+    """
+
+    session_id: str
+    files: int = 0
+    bytes: int = 0
+    by_type: dict[str, dict[str, int]] = field(default_factory=dict)
+    already_delivered: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
 
 
 def parse_day(text: str, what: str) -> datetime:
@@ -81,50 +107,27 @@ def parse_day(text: str, what: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def run_session(
-    settings: Q2GoogleSettings,
-    *,
-    session_id: str,
-    start: datetime | None,
-    end: datetime | None,
-    album: str | None = None,
-    gopro_token: str | None = None,
-) -> RunSummary:
-    """Run (or resume) a session and summarize it.
-
-    Raises:
-        Q2GoogleError: Bad input, missing credentials, unreachable state, exhausted quota or
-            retries: each one line.
-    """
-    backend = build_backend(settings)
-    stored = await asyncio.to_thread(backend.load, session_id)
+def _check_window(
+    session_id: str, stored: SessionState | None, start: datetime | None, end: datetime | None
+) -> None:
     if stored is None and (start is None or end is None):
         raise Q2GoogleError(f"no session {session_id!r} yet: give --start and --end to begin it")
     if start is not None and end is not None and end < start:
         raise Q2GoogleError(f"--end {end.date()} is before --start {start.date()}")
-    token = gopro_token or _gopro_token()
-    await asyncio.to_thread(GooglePhotosOAuth.from_settings(settings).load)  # fail fast, clearly
-    metrics = SyncTransferMetrics()
-    began = asyncio.get_running_loop().time()
+
+
+@contextmanager
+def _service_errors() -> Iterator[None]:
+    """Turn what the clouds answered after every retry into one line and an exit code."""
     try:
-        async with (
-            GoProCloudClient.from_settings(settings, access_token=token) as gopro,
-            GooglePhotosClient.from_settings(settings) as photos,
-        ):
-            sync = GoProToPhotosSync(gopro, photos, backend, settings)
-            window_start = start or datetime.now(UTC)
-            await sync.sync_date_range(
-                window_start,
-                end or window_start,
-                session_id=session_id,
-                album_title=album,
-                transfer_metrics=metrics,
-            )
+        yield
     except (RetryableStatusError, httpx.TransportError, OSError) as error:
         raise TryLaterError(
             f"a service kept failing ({describe(error)}); progress is saved: run the same "
             "command again later"
         ) from None
+    except Q2GoogleError:
+        raise
     except Exception as error:
         if is_transient(error):  # aiohttp's, from the GoPro side
             raise TryLaterError(
@@ -133,21 +136,174 @@ async def run_session(
             ) from None
         if getattr(error, "status", None) == 401:
             raise Q2GoogleError(
-                "the GoPro cloud refused GP_ACCESS_TOKEN: set a fresh one"
+                "the GoPro cloud refused GP_ACCESS_TOKEN: export a fresh one"
             ) from None
         raise
+
+
+async def run_session(
+    settings: Q2GoogleSettings,
+    *,
+    session_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    album: str | None = None,
+    gopro_token: str | None = None,
+    retry_failed: bool = False,
+    progress: ProgressMode = ProgressMode.OFF,
+) -> RunSummary:
+    """Run (or resume) a session and summarize it.
+
+    Credentials are checked before any state is written.
+
+    Args:
+        settings: Settings.
+        session_id: The session to start or resume.
+        start: First capture day (new sessions).
+        end: Last capture day (new sessions).
+        album: Album title (new sessions).
+        gopro_token: GoPro token; ``GP_ACCESS_TOKEN`` when ``None``.
+        retry_failed: Put the session's failed files back to pending first.
+        progress: How to show progress on stderr.
+
+    Raises:
+        Q2GoogleError: Bad input, missing or rejected credentials, unreachable state,
+            exhausted quota or retries: each one line.
+    """
+    backend = build_backend(settings)
+    stored = await asyncio.to_thread(backend.load, session_id)
+    if retry_failed and stored is None:
+        raise Q2GoogleError(
+            f"no session {session_id!r} in {backend!r}: `q2google sessions list` shows them"
+        )
+    _check_window(session_id, stored, start, end)
+    metrics = SyncTransferMetrics()
+    began = asyncio.get_running_loop().time()
+    retried, stopped_early = 0, False
+    with _service_errors():
+        token = await require_ready(settings, gopro_token or env_gopro_token())
+        if retry_failed and stored is not None:
+            retried = reset_failed(stored)
+            await asyncio.to_thread(backend.save, stored)
+        async with (
+            GoProCloudClient.from_settings(settings, access_token=token) as gopro,
+            GooglePhotosClient.from_settings(settings) as photos,
+            ProgressDisplay(
+                metrics,
+                mode=progress,
+                label=f"session {session_id}",
+                interval=settings.progress_interval_seconds,
+            ),
+        ):
+            sync = GoProToPhotosSync(gopro, photos, backend, settings)
+            window_start = start or datetime.now(UTC)
+            try:
+                await sync.sync_date_range(
+                    window_start,
+                    end or window_start,
+                    session_id=session_id,
+                    album_title=album,
+                    transfer_metrics=metrics,
+                )
+            except PermanentItemError:  # --fail-fast: the failure is recorded on its item
+                stopped_early = True
     state = await asyncio.to_thread(backend.load, session_id)
     assert state is not None
-    return RunSummary.of(state, metrics, asyncio.get_running_loop().time() - began)
+    summary = summarize(state)
+    return RunSummary(
+        session_id=session_id,
+        status=summary.status,
+        files=summary.files,
+        by_status=summary.by_status,
+        bytes_uploaded=metrics.bytes_uploaded,
+        seconds=round(asyncio.get_running_loop().time() - began, 2),
+        failures=summary.failures,
+        retried=retried,
+        stopped_early=stopped_early,
+    )
 
 
-def _gopro_token() -> str:
-    from gopro_api.config import Settings
+async def dry_run(
+    settings: Q2GoogleSettings,
+    *,
+    session_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    gopro_token: str | None = None,
+) -> DryRunReport:
+    """Discover what a sync of the session would move, without uploading or saving anything.
 
-    token = Settings().gp_access_token
-    if not token:
-        raise Q2GoogleError(
-            "GP_ACCESS_TOKEN is not set: export your GoPro cloud token "
-            "(see README, 'Real accounts')"
+    Only the GoPro cloud is asked (its media, their files, their sizes); the state backend
+    is read (the session, the ledger of delivered files), never written.
+
+    Raises:
+        Q2GoogleError: Bad input, a missing or rejected GoPro token, an unreachable service.
+    """
+    backend = build_backend(settings)
+    stored = await asyncio.to_thread(backend.load, session_id)
+    _check_window(session_id, stored, start, end)
+    state = stored
+    if state is None:
+        assert start is not None
+        assert end is not None
+        state = new_session(
+            session_id,
+            start_date_iso=start.isoformat(),
+            end_date_iso=end.isoformat(),
+            batch_size=settings.sync_batch_size,
         )
-    return str(token)
+    token = gopro_token or env_gopro_token()
+    with _service_errors():
+        status = await check_gopro(settings, token)
+        if not status.ready:
+            raise Q2GoogleError(status.message)
+        async with (
+            GoProCloudClient.from_settings(settings, access_token=token) as gopro,
+            httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True) as cdn,
+        ):
+            library = GoProLibrary(gopro)
+
+            async def keep_in_memory(_: SessionState) -> None:
+                return None
+
+            await DiscoveryStage(library, keep_in_memory).run(state)
+            return await _report(state, backend, library, cdn)
+
+
+async def _report(
+    state: SessionState, backend: SyncStateBackend, library: GoProLibrary, cdn: httpx.AsyncClient
+) -> DryRunReport:
+    ledger = DeliveryLedger(backend)
+    await asyncio.to_thread(lambda: ledger.state)
+    summary = summarize(state)
+    report = DryRunReport(state.session_id, failures=summary.failures)
+    todo: list[ItemState] = []
+    for item in state.items.values():
+        if item.create_status is StageStatus.COMPLETED or ledger.media_item_id(item.item_key):
+            report.already_delivered += 1
+        elif item.discovery_status is StageStatus.COMPLETED:
+            todo.append(item)
+    limit = asyncio.Semaphore(SIZE_CHECKS_IN_FLIGHT)
+
+    async def size_of(item: ItemState) -> int:
+        if item.size_bytes is not None:
+            return item.size_bytes
+        async with limit:
+            assert item.download_url is not None
+            try:
+                return await cdn_file_size(cdn, item.download_url, library.policy)
+            except CdnUrlExpiredError:  # a stored session's URL: resolve a fresh one
+                files = await library.files(item.media_id)
+                fresh = [entry.url for entry in files if entry.file_index == item.file_index]
+                if not fresh:
+                    return 0
+                return await cdn_file_size(cdn, fresh[0], library.policy)
+
+    sizes = await asyncio.gather(*(size_of(item) for item in todo))
+    for item, size in zip(todo, sizes, strict=True):
+        kind = report.by_type.setdefault(item.media_type or "unknown", {"files": 0, "bytes": 0})
+        kind["files"] += 1
+        kind["bytes"] += size
+        report.files += 1
+        report.bytes += size
+    return report

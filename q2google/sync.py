@@ -102,6 +102,14 @@ class GoProToPhotosSync:
             logger.info("%d files were delivered by an earlier session; not sent again", skipped)
             await self._persist_state(state)
 
+    async def _load_or_start(self, session_id: str, **window: Any) -> SessionState:
+        """The stored session, or a new one (checkpointed at once) with ``window``."""
+        state = await asyncio.to_thread(self.state_backend.load, session_id)
+        if state is None:
+            state = new_session(session_id, **window)
+            await self._persist_state(state)
+        return state
+
     async def sync_date_range(
         self,
         start_date: datetime,
@@ -135,18 +143,17 @@ class GoProToPhotosSync:
             The batchCreate responses of this run, in order.
         """
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
+        metrics = transfer_metrics if transfer_metrics is not None else SyncTransferMetrics()
         refuse_reserved(session_id)
-        state = await asyncio.to_thread(self.state_backend.load, session_id)
-        if state is None:
-            state = new_session(
-                session_id,
-                start_date_iso=start_date.isoformat(),
-                end_date_iso=end_date.isoformat(),
-                batch_size=batch_size or self.settings.sync_batch_size,
-                album_title=album_title,
-            )
-            await self._persist_state(state)
+        state = await self._load_or_start(
+            session_id,
+            start_date_iso=start_date.isoformat(),
+            end_date_iso=end_date.isoformat(),
+            batch_size=batch_size or self.settings.sync_batch_size,
+            album_title=album_title,
+        )
         discovery = DiscoveryStage(self._library, self._persist_state)
+        metrics.stage = "discovery"
         await _staged("discovery", state, on_stage_start, on_stage_complete, discovery.run(state))
 
         if state.album_title and not state.album_id:
@@ -156,9 +163,11 @@ class GoProToPhotosSync:
         ledger = DeliveryLedger(self.state_backend)
         await asyncio.to_thread(lambda: ledger.state)
         await self._reconcile_with_ledger(state, ledger)
+        metrics.count(state)
 
         async def record_created(items: list[ItemState]) -> None:
             news = [ledger.record(item) for item in items]  # record every one, no short cut
+            metrics.files_done += len(items)
             if any(news):
                 await self._save_ledger(ledger)
 
@@ -187,9 +196,10 @@ class GoProToPhotosSync:
             async def transfer_and_create() -> None:
                 for round_number in range(RESEND_ROUNDS + 1):
                     await transfer.run(
-                        state, fail_fast=stop_early, on_uploaded=uploaded, metrics=transfer_metrics
+                        state, fail_fast=stop_early, on_uploaded=uploaded, metrics=metrics
                     )
                     await create.flush(state)
+                    metrics.count(state)
                     if not create.resend or round_number == RESEND_ROUNDS:
                         break
                     logger.info(
@@ -197,6 +207,7 @@ class GoProToPhotosSync:
                     )
                     create.resend.clear()
 
+            metrics.stage = "transfer"
             await _staged(
                 "transfer", state, on_stage_start, on_stage_complete, transfer_and_create()
             )
@@ -209,6 +220,8 @@ class GoProToPhotosSync:
         )
         state.set_stage(StageName.CREATE, StageStatus.COMPLETED if created else StageStatus.FAILED)
         await self._persist_state(state)
+        metrics.count(state)
+        metrics.stage = "done"
         if on_stage_complete is not None:
             await on_stage_complete("create", state, list(create.responses))
         return list(create.responses)

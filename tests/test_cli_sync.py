@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import pty
+import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from q2google.sandbox import Sandbox
-
-
-def q2google(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("q2google")
-    assert executable
-    return subprocess.run(
-        [executable, *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
-
-
-@pytest.fixture
-def user_env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
-    """A user's shell after `source sandbox.env`, in a clean working directory."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("Q2GOOGLE_", "GP_"))
-    }
-    env.update(sandbox.environment(sandbox.write_token_file(tmp_path / "google-token.json")))
-    env["Q2GOOGLE_STATE_DIR"] = str(tmp_path / "sessions")
-    return env
-
-
-def _state_snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+from tests.cli import q2google, state_snapshot
 
 
 def test_demo_needs_nothing_and_checks_the_result(tmp_path: Path) -> None:
@@ -84,7 +52,7 @@ def test_sync_then_resume_then_nothing_left(
     again = q2google("sync", "--session", "trip", "--json", env=user_env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
-    assert summary["by_status"] == {"completed": total}
+    assert summary["by_status"] == {"completed": total, "failed": 0, "pending": 0}
     assert summary["failures"] == []
     assert sandbox.stats.upload_bytes_received == sent
 
@@ -138,14 +106,14 @@ def test_bad_configuration_is_one_line_exit_2_and_state_untouched(
         cwd=tmp_path,
     )
     assert ok.returncode == 0, ok.stderr
-    before = _state_snapshot(tmp_path / "sessions")
+    before = state_snapshot(tmp_path / "sessions")
     session = change.pop("session", "keep")
     result = q2google("sync", "--session", session, env={**user_env, **change}, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
     assert "secret" not in result.stderr
-    assert _state_snapshot(tmp_path / "sessions") == before
+    assert state_snapshot(tmp_path / "sessions") == before
 
 
 def test_a_corrupt_state_file_is_one_line_naming_it(
@@ -170,3 +138,161 @@ def test_a_corrupt_state_file_is_one_line_naming_it(
     assert str(meta) in result.stderr
     assert result.stderr.count("\n") == 1
     assert meta.read_text() == "{ truncated"
+
+
+@pytest.mark.sandbox(faults="bandwidth=3MiB")
+def test_ctrl_c_saves_says_how_to_resume_and_the_resume_finishes_exactly_once(
+    sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    executable = shutil.which("q2google")
+    assert executable
+    env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
+    with subprocess.Popen(
+        [executable, "sync", "--start", "2023-01-01", "--end", "2024-12-31", "--session", "cut"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ) as child:
+        assert child.stderr is not None
+        for line in child.stderr:
+            if "MiB sent" in line:  # bytes are moving
+                break
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + err
+    assert "interrupted; progress is saved. Resume with: q2google sync --session cut" in err
+    assert "Traceback" not in err
+    total = len(sandbox.library.deliverables())
+    assert len(sandbox.snapshot()["mediaItems"]) < total, "interrupted midway"
+
+    sandbox.set_faults("")
+    resumed = q2google("sync", "--session", "cut", "--json", env=user_env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    stored = [item["sha256"] for item in sandbox.snapshot()["mediaItems"]]
+    assert sorted(stored) == sorted(
+        asset.sha256() for _, _, asset in sandbox.library.deliverables()
+    )
+
+
+@pytest.mark.sandbox(faults="bandwidth=8MiB")
+def test_progress_is_plain_lines_on_stderr_and_json_alone_on_stdout(
+    sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
+    result = q2google(
+        "sync",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2024-12-31",
+        "--session",
+        "p",
+        "--json",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "completed"  # stdout: the summary alone
+    total = len(sandbox.library.deliverables())
+    lines = result.stderr.splitlines()
+    assert "q2google: session p: transfer…" in lines
+    moving = [line for line in lines if re.search(r"/\d+ files uploaded, .* sent \(", line)]
+    assert len(moving) >= 2, result.stderr
+    assert any("ETA" in line and "now: " in line for line in moving), result.stderr
+    assert lines[-1].startswith(f"q2google: session p: {total}/{total} files in Google Photos")
+
+
+def test_a_terminal_gets_the_rich_display(tmp_path: Path) -> None:
+    executable = shutil.which("q2google")
+    assert executable
+    env = {
+        **{
+            k: v for k, v in os.environ.items() if not k.startswith("Q2GOOGLE_") and k != "NO_COLOR"
+        },
+        "TERM": "xterm-256color",
+        "COLUMNS": "140",
+    }
+    controller, terminal = pty.openpty()
+    shown = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        result = subprocess.run(
+            [executable, "demo"],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        reader.join(timeout=10)
+        os.close(controller)
+    assert result.returncode == 0, shown.decode(errors="replace")
+    screen = shown.decode(errors="replace")
+    assert "\x1b[" in screen, "terminal control sequences: a live display"
+    assert "━" in screen
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert re.search(r"done .* 16/16 files uploaded 16\.7 MiB sent", plain), plain[-2000:]
+    assert "ETA" in screen
+    assert "q2google: session" not in screen, "no plain lines on a terminal"
+
+
+def test_an_unreachable_mongodb_is_one_line_exit_2(
+    user_env: dict[str, str], tmp_path: Path
+) -> None:
+    uri = "mongodb://admin:hunter2@127.0.0.1:9/q2google?serverSelectionTimeoutMS=300"
+    env = {**user_env, "Q2GOOGLE_STATE_URI": uri}
+    for args in (
+        ["sync", "--session", "m", "--start", "2024-01-01", "--end", "2024-02-01"],
+        ["sessions", "list"],
+    ):
+        result = q2google(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "MongoDB at 127.0.0.1:9 is unreachable" in result.stderr
+        assert "hunter2" not in result.stderr
+
+
+def test_sync_and_sessions_on_mongodb(
+    sandbox: Sandbox, user_env: dict[str, str], mongo_uri: str, tmp_path: Path
+) -> None:
+    env = {**user_env, "Q2GOOGLE_STATE_URI": mongo_uri}
+    first = q2google(
+        "sync",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2024-12-31",
+        "--session",
+        "m1",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    total = len(sandbox.library.deliverables())
+    listed = json.loads(q2google("sessions", "list", "--json", env=env).stdout)
+    assert [(s["session_id"], s["status"], s["files"]) for s in listed] == [
+        ("m1", "completed", total)
+    ]
+    assert q2google("sessions", "delete", "m1", "--yes", env=env).returncode == 0
+    assert json.loads(q2google("sessions", "list", "--json", env=env).stdout) == []
+    assert not (tmp_path / "sessions").exists(), "nothing went to the JSON backend"

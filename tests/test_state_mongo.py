@@ -17,22 +17,6 @@ from q2google.state.mongo import MongoBackend
 from q2google.testing import BackendSpec, SyncStateBackendContract, sample_session
 
 
-@pytest.fixture(scope="module")
-def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusDBServer]:
-    server = SecantusDBServer(storage_path=str(tmp_path_factory.mktemp("secantus")))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mongo_uri(mongo_server: SecantusDBServer, request: pytest.FixtureRequest) -> str:
-    """A fresh database per test on the shared server."""
-    name = "t_" + "".join(ch for ch in request.node.name if ch.isalnum())[-50:]
-    host, port = mongo_server.address
-    return f"mongodb://{host}:{port}/{name}"
-
-
 class TestMongoBackendContract(SyncStateBackendContract):
     @pytest.fixture
     def backend(self, mongo_uri: str) -> Iterator[SyncStateBackend]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from q2google.files import write_private_file
 from q2google.gphotos.models import GoogleAuthError
@@ -191,6 +193,7 @@ class GooglePhotosOAuth:
             GoogleAuthError: The client secrets file is missing or invalid, or sign-in failed.
         """
         from google_auth_oauthlib.flow import InstalledAppFlow
+        from oauthlib.oauth2 import OAuth2Error
 
         try:
             flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets_file), SCOPES)
@@ -200,14 +203,24 @@ class GooglePhotosOAuth:
             raise GoogleAuthError(
                 f"{client_secrets_file} is not an OAuth client secrets file ({error})"
             ) from None
-        credentials: Credentials = flow.run_local_server(
-            port=0,
-            open_browser=not headless,
-            authorization_prompt_message=(
-                "Open this URL to let q2google add to Google Photos:\n{url}"
-            ),
-            success_message="q2google is signed in to Google Photos; you can close this tab.",
-        )
+        if _is_loopback(str(flow.client_config.get("token_uri", ""))):
+            # oauthlib refuses plain http; a loopback token endpoint (the sandbox) never
+            # leaves this machine.
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            credentials: Credentials = flow.run_local_server(
+                port=0,
+                open_browser=not headless,
+                authorization_prompt_message=(
+                    "Open this URL to let q2google add to Google Photos:\n{url}"
+                ),
+                success_message="q2google is signed in to Google Photos; you can close this tab.",
+            )
+        except OAuth2Error as error:
+            raise GoogleAuthError(
+                f"Google sign-in failed ({error.error}): check the OAuth client in "
+                f"{client_secrets_file}"
+            ) from None
         self.save(credentials)
         self._credentials = credentials
         return credentials
@@ -220,3 +233,8 @@ def _refresh_reason(error: Exception) -> str:
         return str(details["error"])
     text = str(error.args[0]) if error.args else ""
     return "invalid_grant" if "invalid_grant" in text else "refresh failed"
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (``localhost``, ``127.0.0.1``, ``::1``)."""
+    return urlsplit(url).hostname in ("localhost", "127.0.0.1", "::1")

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from q2google.config import get_settings
+from q2google.progress import choose_mode
 from q2google.run import run_session
 from q2google.sandbox.library import SandboxLibrary
 from q2google.sandbox.server import Sandbox
@@ -46,13 +47,14 @@ def run_demo() -> bool:
                 end=datetime(2025, 1, 1, tzinfo=UTC),
                 album="GoPro demo",
                 gopro_token=sandbox.gopro_token,
+                progress=choose_mode(),
             )
         )
         stored = Counter(item["sha256"] for item in sandbox.snapshot()["mediaItems"])
     expected = Counter(asset.sha256() for _, _, asset in library.deliverables())
     exact = stored == expected and summary.ok
     typer.echo(
-        f"synced {summary.by_status.get('completed', 0)} of {summary.items} files, "
+        f"synced {summary.by_status.get('completed', 0)} of {summary.files} files, "
         f"{summary.bytes_uploaded / 1024**2:.1f} MiB streamed in {summary.seconds:.1f} s"
     )
     typer.echo(

@@ -7,6 +7,7 @@ and size, which is what tests compare against the GoPro source.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import secrets
 import time
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 
@@ -43,6 +45,15 @@ def google_error(
     if details:
         error["details"] = details
     return web.json_response({"error": error}, status=code, headers=headers)
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    """A consent the user gave: where to send the code, and the PKCE challenge to check."""
+
+    redirect_uri: str
+    code_challenge: str | None
+    scope: str
 
 
 @dataclass
@@ -134,6 +145,7 @@ class GooglePhotosService:
         self.client_id = client_id
         self.client_secret = client_secret
         self.refresh_tokens = {refresh_token}
+        self.codes: dict[str, AuthorizationCode] = {}
         self.access_tokens: dict[str, float] = {}
         self.items: dict[str, MediaItem] = {}
         self.items_by_sha256: dict[str, str] = {}
@@ -144,6 +156,7 @@ class GooglePhotosService:
     def routes(self) -> list[web.RouteDef]:
         """Return the routes to add to the sandbox application."""
         return [
+            web.get("/o/oauth2/auth", self.authorize),
             web.post("/token", self.token),
             web.post("/v1/uploads", self.uploads_endpoint),
             web.post("/v1/mediaItems:batchCreate", self._authenticated(self.batch_create)),
@@ -180,18 +193,79 @@ class GooglePhotosService:
         """Revoke every refresh token, as a user removing the app's access would."""
         self.refresh_tokens.clear()
 
-    async def token(self, request: web.Request) -> web.Response:
-        """``POST /token``: the ``refresh_token`` grant."""
-        form = await request.post()
-        if form.get("grant_type") != "refresh_token":
-            return web.json_response({"error": "unsupported_grant_type"}, status=400)
-        if form.get("client_id") != self.client_id or (
-            form.get("client_secret") != self.client_secret
-        ):
+    async def authorize(self, request: web.Request) -> web.Response:
+        """``GET /o/oauth2/auth``: the consent screen, where the user always says yes.
+
+        Redirects to the loopback ``redirect_uri`` with a one-time code, as Google does for
+        installed apps.
+        """
+        query = request.query
+        redirect_uri = query.get("redirect_uri", "")
+        if query.get("client_id") != self.client_id:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        if not redirect_uri.startswith(("http://localhost:", "http://127.0.0.1:")):
+            return web.json_response({"error": "invalid_request: redirect_uri"}, status=400)
+        if query.get("response_type") != "code" or not set(query.get("scope", "").split()):
+            return web.json_response({"error": "invalid_request"}, status=400)
+        code = "4/sandbox-" + secrets.token_urlsafe(24)
+        self.codes[code] = AuthorizationCode(
+            redirect_uri, query.get("code_challenge"), query.get("scope", "")
+        )
+        answer = urlencode({"code": code, "scope": query["scope"], "state": query.get("state", "")})
+        raise web.HTTPFound(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{answer}")
+
+    def _invalid_client(self, request: web.Request, form: Mapping[str, Any]) -> web.Response | None:
+        """Check the client's credentials: in the form, or as HTTP Basic (both are allowed)."""
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(header.removeprefix("Basic ")).decode()
+            except ValueError:
+                decoded = ""
+            user, _, password = decoded.partition(":")
+            client_id, client_secret = unquote_plus(user), unquote_plus(password)
+        if client_id != self.client_id or client_secret != self.client_secret:
             return web.json_response(
                 {"error": "invalid_client", "error_description": "The OAuth client was not found."},
                 status=401,
             )
+        return None
+
+    def _exchange_code(self, form: Mapping[str, Any]) -> web.Response:
+        """The ``authorization_code`` grant: a one-time code (PKCE-checked) for new tokens."""
+        grant = self.codes.pop(str(form.get("code", "")), None)
+        if grant is None or grant.redirect_uri != form.get("redirect_uri"):
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        if grant.code_challenge is not None:
+            verifier = str(form.get("code_verifier", "")).encode()
+            digest = hashlib.sha256(verifier).digest()
+            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != grant.code_challenge:
+                return web.json_response({"error": "invalid_grant: code_verifier"}, status=400)
+        refresh_token = "1//sandbox-" + secrets.token_urlsafe(24)
+        self.refresh_tokens.add(refresh_token)
+        token, ttl = self.issue_access_token()
+        return web.json_response(
+            {
+                "access_token": token,
+                "expires_in": ttl,
+                "refresh_token": refresh_token,
+                "scope": grant.scope,
+                "token_type": "Bearer",
+            }
+        )
+
+    async def token(self, request: web.Request) -> web.Response:
+        """``POST /token``: the ``authorization_code`` and ``refresh_token`` grants."""
+        form = await request.post()
+        grant_type = form.get("grant_type")
+        if grant_type not in ("refresh_token", "authorization_code"):
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        refused = self._invalid_client(request, form)
+        if refused is not None:
+            return refused
+        if grant_type == "authorization_code":
+            return self._exchange_code(form)
         if form.get("refresh_token") not in self.refresh_tokens:
             return web.json_response(
                 {

@@ -209,6 +209,23 @@ class Sandbox:
         write_private_file(path, json.dumps(data, indent=2))
         return path
 
+    def write_client_secrets(self, path: str | os.PathLike[str]) -> Path:
+        """Write an OAuth client (Desktop app) file for ``q2google auth google``.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        installed = {
+            "client_id": CLIENT_ID,
+            "client_secret": self.client_secret,
+            "auth_uri": f"{self.url}/o/oauth2/auth",
+            "token_uri": f"{self.url}/token",
+            "redirect_uris": ["http://localhost"],
+        }
+        write_private_file(path, json.dumps({"installed": installed}, indent=2))
+        return path
+
     def environment(self, token_file: str | os.PathLike[str]) -> dict[str, str]:
         """Variables that point gopro-api and q2google at this sandbox."""
         return {

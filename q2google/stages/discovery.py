@@ -36,9 +36,16 @@ class DiscoveryStage:
         self.persist = persist
 
     async def run(self, state: SessionState) -> None:
-        """Discover from ``state.discovery_next_page`` to the last page; mark the stage done."""
-        if state.stages[StageName.DISCOVERY] is StageStatus.COMPLETED:
-            return
+        """Discover from ``state.discovery_next_page`` to the last page; mark the stage done.
+
+        Then resolve again the media of items put back to pending (``q2google sessions
+        retry``), so a media whose files could not be described gets another chance.
+        """
+        if state.stages[StageName.DISCOVERY] is not StageStatus.COMPLETED:
+            await self._page_through(state)
+        await self._rediscover(state)
+
+    async def _page_through(self, state: SessionState) -> None:
         start = datetime.fromisoformat(state.start_date_iso)
         end = datetime.fromisoformat(state.end_date_iso)
         state.set_stage(StageName.DISCOVERY, StageStatus.RUNNING)
@@ -48,7 +55,7 @@ class DiscoveryStage:
             rows, total_pages = await self.library.page(start, end, state.discovery_next_page)
             if not rows:
                 break
-            resolved = await asyncio.gather(*(self._resolve(row, limit) for row in rows))
+            resolved = await asyncio.gather(*(self._resolve(str(row.id), limit) for row in rows))
             for row, files in zip(rows, resolved, strict=True):
                 self._add_items(state, row, files)
             state.discovery_next_page += 1
@@ -64,12 +71,53 @@ class DiscoveryStage:
         state.set_stage(StageName.DISCOVERY, StageStatus.COMPLETED)
         await self.persist(state)
 
-    async def _resolve(self, row: Any, limit: asyncio.Semaphore) -> list[GoProFile] | Exception:
+    async def _resolve(
+        self, media_id: str, limit: asyncio.Semaphore
+    ) -> list[GoProFile] | Exception:
         async with limit:
             try:
-                return await self.library.files(str(row.id))
+                return await self.library.files(media_id)
             except Exception as error:  # recorded on the item, not fatal to discovery
                 return error
+
+    async def _rediscover(self, state: SessionState) -> None:
+        """Describe again the media of items whose discovery is pending after a retry."""
+        waiting: dict[str, list[ItemState]] = {}
+        for item in state.items.values():
+            if item.discovery_status is StageStatus.PENDING:
+                waiting.setdefault(item.media_id, []).append(item)
+        if not waiting:
+            return
+        limit = asyncio.Semaphore(RESOLVE_CONCURRENCY)
+        resolved = await asyncio.gather(*(self._resolve(media, limit) for media in waiting))
+        for (media_id, items), files in zip(waiting.items(), resolved, strict=True):
+            if isinstance(files, Exception) or not files:
+                for item in items:
+                    _fail(item, _reason(files))
+                continue
+            for entry in files:
+                known = state.items.get(make_item_key(media_id, entry.file_index))
+                if known is None:
+                    state.add_item(
+                        ItemState(
+                            media_id=media_id,
+                            file_index=entry.file_index,
+                            file_name=entry.file_name,
+                            download_url=entry.url,
+                            discovery_status=StageStatus.COMPLETED,
+                            media_type=items[0].media_type,
+                            captured_at=items[0].captured_at,
+                        )
+                    )
+                elif known.discovery_status is StageStatus.PENDING:
+                    known.file_name, known.download_url = entry.file_name, entry.url
+                    known.discovery_status = StageStatus.COMPLETED
+                    known.clear_error(StageName.DISCOVERY)
+            for item in items:
+                if item.discovery_status is StageStatus.PENDING:  # not offered any more
+                    _fail(item, "no longer offered by the GoPro cloud")
+        await self.persist(state)
+        logger.info("described again the files of %d media", len(waiting))
 
     @staticmethod
     def _add_items(state: SessionState, row: Any, files: list[GoProFile] | Exception) -> None:
@@ -86,14 +134,7 @@ class DiscoveryStage:
             item = ItemState(
                 media_id=media_id, file_name=str(getattr(row, "filename", "") or media_id), **common
             )
-            item.discovery_status = StageStatus.FAILED
-            item.transfer_status = item.create_status = StageStatus.SKIPPED
-            reason = (
-                "no downloadable file"
-                if not isinstance(files, Exception)
-                else (f"download metadata: {type(files).__name__}")
-            )
-            item.record_error(ErrorRecord(stage=StageName.DISCOVERY, message=reason))
+            _fail(item, _reason(files))
             state.add_item(item)
             return
         for entry in files:
@@ -110,3 +151,17 @@ class DiscoveryStage:
                     **common,
                 )
             )
+
+
+def _reason(files: list[GoProFile] | Exception) -> str:
+    """Why a media yielded no item to transfer."""
+    if isinstance(files, Exception):
+        return f"download metadata: {type(files).__name__}"
+    return "no downloadable file"
+
+
+def _fail(item: ItemState, reason: str) -> None:
+    """Mark an item's discovery failed (nothing to transfer or create) and say why."""
+    item.discovery_status = StageStatus.FAILED
+    item.transfer_status = item.create_status = StageStatus.SKIPPED
+    item.record_error(ErrorRecord(stage=StageName.DISCOVERY, message=reason))

@@ -14,7 +14,7 @@ import logging
 import mimetypes
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -26,9 +26,11 @@ from q2google.retry import (
     RETRYABLE_STATUSES,
     QuotaExhaustedError,
     RetryableStatusError,
+    RetryPolicy,
     is_transient,
     parse_retry_after,
 )
+from q2google.sessions import COMPLETED, FAILED, item_outcome
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
 from q2google.state.base import utc_now_iso
 
@@ -53,9 +55,15 @@ class PermanentItemError(Exception):
 
 @dataclass
 class SyncTransferMetrics:
-    """Counters filled during the transfer stage.
+    """Counters of a run, updated as it goes; progress displays poll them.
 
     Attributes:
+        stage: The stage running now (``discovery``, ``transfer``...), empty before.
+        files_total: Files of the session, once discovery has found them.
+        files_sent: Files whose bytes are in Google (uploaded, or already in the library).
+        files_done: Files in Google Photos (created by this session or an earlier one).
+        files_failed: Files that failed for good in this run.
+        in_flight: File names being transferred now, by item key.
         bytes_downloaded: CDN bytes received in this run.
         bytes_uploaded: Bytes of files whose upload finished in this run.
         seconds_downloading: Time spent waiting on the CDN (summed over items).
@@ -63,11 +71,29 @@ class SyncTransferMetrics:
         seconds_transfer_wall: Wall time of the transfer stage.
     """
 
+    stage: str = ""
+    files_total: int = 0
+    files_sent: int = 0
+    files_done: int = 0
+    files_failed: int = 0
+    in_flight: dict[str, str] = field(default_factory=dict)
     bytes_downloaded: int = 0
     bytes_uploaded: int = 0
     seconds_downloading: float = 0.0
     seconds_uploading: float = 0.0
     seconds_transfer_wall: float = 0.0
+
+    def count(self, state: SessionState) -> None:
+        """Recount the file counters from the session."""
+        outcomes = [item_outcome(item) for item in state.items.values()]
+        self.files_total = len(outcomes)
+        self.files_sent = sum(
+            item.create_status is StageStatus.COMPLETED
+            or item.transfer_status is StageStatus.COMPLETED
+            for item in state.items.values()
+        )
+        self.files_done = outcomes.count(COMPLETED)
+        self.files_failed = outcomes.count(FAILED)
 
 
 class TransferStage:
@@ -147,6 +173,15 @@ class TransferStage:
         """Upload one item; return whether it now has an upload token."""
         item.transfer_status = StageStatus.RUNNING  # saved with the item's next checkpoint
         item.attempts += 1
+        metrics.in_flight[item.item_key] = item.file_name
+        try:
+            return await self._transfer_once(state, item, metrics)
+        finally:
+            metrics.in_flight.pop(item.item_key, None)
+
+    async def _transfer_once(
+        self, state: SessionState, item: ItemState, metrics: SyncTransferMetrics
+    ) -> bool:
         try:
             for refresh in range(URL_REFRESHES + 1):
                 try:
@@ -169,6 +204,7 @@ class TransferStage:
             ValueError,
         ) as error:
             item.transfer_status = StageStatus.FAILED
+            metrics.files_failed += 1
             transient = is_transient(error)
             item.record_error(
                 ErrorRecord(stage=StageName.TRANSFER, message=_one_line(error), retryable=transient)
@@ -177,6 +213,7 @@ class TransferStage:
             return False
         item.clear_error(StageName.TRANSFER)
         item.transfer_status = StageStatus.COMPLETED
+        metrics.files_sent += 1
         await self.persist(state)
         return True
 
@@ -267,23 +304,31 @@ class TransferStage:
         item.download_url = url
 
     async def _size(self, url: str) -> int:
-        """The file's size, from a HEAD request (``CdnUrlExpiredError`` if refused)."""
+        return await cdn_file_size(self.cdn, url, self.library.policy)
 
-        async def head() -> int:
-            answer = await self.cdn.head(url)
-            if answer.status_code == 403:
-                raise CdnUrlExpiredError
-            if answer.status_code in RETRYABLE_STATUSES:
-                raise RetryableStatusError(
-                    "CDN size check",
-                    answer.status_code,
-                    parse_retry_after(answer.headers.get("Retry-After")),
-                )
-            answer.raise_for_status()
-            return int(answer.headers["Content-Length"])
 
-        size: int = await self.library.policy.call("CDN size check", head)
-        return size
+async def cdn_file_size(cdn: httpx.AsyncClient, url: str, policy: RetryPolicy) -> int:
+    """A CDN file's size, from a HEAD request, retried under ``policy``.
+
+    Raises:
+        CdnUrlExpiredError: The CDN refused the signed URL.
+    """
+
+    async def head() -> int:
+        answer = await cdn.head(url)
+        if answer.status_code == 403:
+            raise CdnUrlExpiredError
+        if answer.status_code in RETRYABLE_STATUSES:
+            raise RetryableStatusError(
+                "CDN size check",
+                answer.status_code,
+                parse_retry_after(answer.headers.get("Retry-After")),
+            )
+        answer.raise_for_status()
+        return int(answer.headers["Content-Length"])
+
+    size: int = await policy.call("CDN size check", head)
+    return size
 
 
 def _needs_transfer(item: ItemState) -> bool:

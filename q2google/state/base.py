@@ -671,6 +671,27 @@ class SyncStateBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class SessionCatalog(SyncStateBackend, Protocol):
+    """A :class:`SyncStateBackend` that can also list and delete stored sessions (optional).
+
+    ``q2google sessions`` needs it; a sync never does. Both built-in backends implement it.
+    The delivery ledger (:data:`~q2google.state.LEDGER_SESSION_ID`) is listed like any other
+    stored session; callers hide it.
+    """
+
+    def session_ids(self) -> list[str]:
+        """Return the ids of the stored sessions, sorted."""
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Delete a session whole; return whether one was stored under ``session_id``.
+
+        After a crash midway the session is either still whole or gone from ``load``.
+        """
+        ...
+
+
 def refuse_other_session(stored: Mapping[str, Any], state: SessionState, where: str) -> None:
     """Refuse a whole-session save of ``state`` over a different session stored under its id.
 

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,6 +59,10 @@ _ITEM_FILE_RE = re.compile(r"\.[0-9a-f]{10}\.json$")
 """Names of item files this version writes; others in ``items/`` are the original layout's."""
 _PARALLEL_WRITES_FROM = 64
 _WRITER_THREADS = 8
+
+
+_DELETED_PREFIX = ".deleted-"
+"""Hidden name of a session directory being deleted."""
 
 
 class JsonFileBackend:
@@ -190,6 +195,39 @@ class JsonFileBackend:
             elif name.endswith(".json") and entry.is_file():
                 found.add(name.removesuffix(".json"))
         return sorted(_safe_ids(found))
+
+    def delete(self, session_id: str) -> bool:
+        """Delete a session (and an older layout's file of it); return whether one existed.
+
+        The session's directory is first renamed to a hidden name (atomic), then removed, so a
+        crash midway leaves either the whole session or none of it; the next delete clears
+        hidden leftovers.
+
+        Raises:
+            InvalidSessionIdError: The id is not allowed.
+            StateWriteError: The disk refused.
+        """
+        directory = self.session_dir(session_id)
+        legacy = self.legacy_file(session_id)
+        found = False
+        try:
+            if directory.is_dir():
+                doomed = self.state_dir / f"{_DELETED_PREFIX}{session_id}.{secrets.token_hex(4)}"
+                os.replace(directory, doomed)
+                self._sync_dir(self.state_dir)
+                found = True
+            if legacy.is_file():
+                legacy.unlink()
+                found = True
+            legacy.with_name(legacy.name + MIGRATED_SUFFIX).unlink(missing_ok=True)
+            for leftover in self.state_dir.glob(f"{_DELETED_PREFIX}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError as error:
+            raise StateWriteError(
+                f"cannot delete session {session_id!r} under {self.state_dir}: "
+                f"{error.strerror or error}"
+            ) from error
+        return found
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pymongo import ASCENDING, DeleteMany, InsertOne, MongoClient, UpdateOne
 from pymongo.errors import (
@@ -60,7 +60,8 @@ class MongoBackend:
 
     Args:
         uri: ``mongodb://`` or ``mongodb+srv://`` connection string.
-        timeout_ms: How long to look for a reachable server before giving up.
+        timeout_ms: How long to look for a reachable server before giving up, unless the URI
+            sets ``serverSelectionTimeoutMS`` or ``connectTimeoutMS`` itself.
         client: An existing client to use instead of connecting to ``uri``.
 
     Raises:
@@ -76,14 +77,15 @@ class MongoBackend:
         client: MongoClient[dict[str, Any]] | None = None,
     ) -> None:
         self._where = _host_of(uri)
+        given = {name.lower() for name in parse_qs(urlsplit(uri).query)}
+        timeouts: dict[str, Any] = {  # the URI's own options win over the default
+            name: timeout_ms
+            for name in ("serverSelectionTimeoutMS", "connectTimeoutMS")
+            if name.lower() not in given
+        }
         try:
             self._client: MongoClient[dict[str, Any]] = client or MongoClient(
-                uri,
-                retryWrites=True,
-                serverSelectionTimeoutMS=timeout_ms,
-                connectTimeoutMS=timeout_ms,
-                appname="q2google",
-                tz_aware=False,
+                uri, retryWrites=True, appname="q2google", tz_aware=False, **timeouts
             )
             database = self._client.get_default_database(DEFAULT_DATABASE)
         except (InvalidURI, ConfigurationError, ValueError) as error:
@@ -166,6 +168,19 @@ class MongoBackend:
         """Return the ids of the stored sessions, sorted."""
         with self._errors("read"):
             return sorted(self._sessions.distinct("session_id"))
+
+    def delete(self, session_id: str) -> bool:
+        """Delete a session; return whether one was stored.
+
+        The session document goes first, so a crash midway leaves no loadable session; its
+        stray items and batches are removed then, or by the next first save under that id.
+        """
+        validate_session_id(session_id)
+        with self._errors("delete", StateWriteError):
+            found = self._sessions.delete_one({"session_id": session_id}).deleted_count > 0
+            self._items.delete_many({"session_id": session_id})
+            self._batches.delete_many({"session_id": session_id})
+        return found
 
     # -- internals -------------------------------------------------------------------------
 

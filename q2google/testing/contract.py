@@ -40,6 +40,7 @@ from q2google.state import (
     DeliveryLedger,
     ErrorRecord,
     ItemState,
+    SessionCatalog,
     SessionState,
     StageName,
     StageStatus,
@@ -290,6 +291,34 @@ class SyncStateBackendContract:
         stored_two = self.assert_stored(reopen_backend, two)
         assert stored_two.items["burst0-0"].media_item_id == "google-0"
         assert stored_two.album_title == "Trips 2024"
+
+    def test_catalogue_lists_and_deletes_sessions(
+        self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
+    ) -> None:
+        """Optional part: backends that are a :class:`SessionCatalog` list and delete."""
+        if not isinstance(backend, SessionCatalog):
+            pytest.skip("the backend does not list or delete sessions (optional)")
+        keep, doomed = sample_session("catalogue-keep"), sample_session("catalogue-doomed")
+        backend.save(keep)
+        backend.save(doomed)
+        assert {"catalogue-keep", "catalogue-doomed"} <= set(backend.session_ids())
+        assert backend.delete("catalogue-doomed") is True
+        assert backend.delete("catalogue-doomed") is False
+        assert backend.delete("catalogue-never") is False
+        reopened = reopen_backend()
+        assert reopened.load("catalogue-doomed") is None
+        self.assert_stored(reopen_backend, keep)
+        assert isinstance(reopened, SessionCatalog)
+        assert "catalogue-doomed" not in reopened.session_ids()
+        assert "catalogue-keep" in reopened.session_ids()
+        reused = new_session(
+            "catalogue-doomed", start_date_iso="2025-01-01", end_date_iso="2025-01-02", batch_size=5
+        )
+        reused.add_item(ItemState(media_id="fresh", file_name="NEW.JPG"))
+        backend.save(reused)  # the id is free again, with nothing of the old session in it
+        stored = self.assert_stored(reopen_backend, reused)
+        assert list(stored.items) == ["fresh-0"]
+        assert not stored.batches
 
     def test_unicode_and_hostile_names(
         self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]

@@ -1,0 +1,187 @@
+"""Stored sessions as a person sees them: a summary of each, and putting failures back to work.
+
+``q2google sessions`` and the end of every ``q2google sync`` read sessions through
+:func:`summarize`; ``q2google sessions retry`` calls :func:`reset_failed` before running.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from q2google.errors import Q2GoogleError
+from q2google.state import (
+    LEDGER_SESSION_ID,
+    ItemState,
+    SessionCatalog,
+    SessionState,
+    StageName,
+    StageStatus,
+    SyncStateBackend,
+)
+
+COMPLETED = "completed"
+FAILED = "failed"
+PENDING = "pending"
+
+
+def item_outcome(item: ItemState) -> str:
+    """Where one file stands overall: ``completed``, ``failed`` or ``pending``.
+
+    ``completed`` means it is in Google Photos (created by this session or an earlier one).
+    """
+    if item.create_status is StageStatus.COMPLETED:
+        return COMPLETED
+    statuses = (item.discovery_status, item.transfer_status, item.create_status)
+    return FAILED if StageStatus.FAILED in statuses else PENDING
+
+
+def last_error(item: ItemState) -> str:
+    """The item's most recent error message (``"failed"`` when none was recorded)."""
+    if not item.errors:
+        return FAILED
+    newest = max(item.errors.values(), key=lambda error: error.occurred_at)
+    return f"{newest.stage.value}: {newest.message}"
+
+
+@dataclass
+class SessionSummary:
+    """Counts and failures of one session.
+
+    Attributes:
+        session_id: The session.
+        status: ``completed`` (every file in Google Photos), ``failed`` (its last run ended
+            with failures), or ``incomplete`` (running, or interrupted: run it again).
+        window: The capture window, ``start`` and ``end`` days.
+        album: Album title, if any.
+        files: Files in the session.
+        by_status: Files per outcome (``completed``, ``failed``, ``pending``).
+        by_stage: Per stage, files per stage status.
+        bytes_total: Bytes of the files whose size is known.
+        bytes_completed: Bytes of the files already in Google Photos.
+        updated_at: Last checkpoint.
+        failures: ``{"item", "file", "error"}`` for each failed file.
+    """
+
+    session_id: str
+    status: str
+    window: dict[str, str]
+    album: str | None
+    files: int
+    by_status: dict[str, int]
+    by_stage: dict[str, dict[str, int]]
+    bytes_total: int
+    bytes_completed: int
+    updated_at: str
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {
+            "session_id": self.session_id,
+            "status": self.status,
+            "window": self.window,
+            "album": self.album,
+            "files": self.files,
+            "by_status": self.by_status,
+            "by_stage": self.by_stage,
+            "bytes_total": self.bytes_total,
+            "bytes_completed": self.bytes_completed,
+            "updated_at": self.updated_at,
+            "failures": self.failures,
+        }
+
+
+def summarize(state: SessionState) -> SessionSummary:
+    """Summarize a session for ``sessions list``, ``sessions show`` and a run's report."""
+    items = list(state.items.values())
+    outcomes = Counter(item_outcome(item) for item in items)
+    by_stage = {
+        stage.value: dict(Counter(getattr(item, f"{stage.value}_status").value for item in items))
+        for stage in StageName
+    }
+    if items and outcomes[COMPLETED] == len(items):
+        status = COMPLETED
+    elif state.stages[StageName.DISCOVERY] is StageStatus.COMPLETED and not outcomes[PENDING]:
+        status = FAILED if outcomes[FAILED] else COMPLETED
+    else:
+        status = "incomplete"
+    return SessionSummary(
+        session_id=state.session_id,
+        status=status,
+        window={"start": state.start_date_iso[:10], "end": state.end_date_iso[:10]},
+        album=state.album_title,
+        files=len(items),
+        by_status={name: outcomes[name] for name in (COMPLETED, FAILED, PENDING)},
+        by_stage=by_stage,
+        bytes_total=sum(item.size_bytes or 0 for item in items),
+        bytes_completed=sum(
+            item.size_bytes or 0 for item in items if item_outcome(item) == COMPLETED
+        ),
+        updated_at=state.updated_at,
+        failures=[
+            {"item": item.item_key, "file": item.file_name, "error": last_error(item)}
+            for item in items
+            if item_outcome(item) == FAILED
+        ],
+    )
+
+
+def reset_failed(state: SessionState) -> int:
+    """Put every failed file back to pending so the next run tries it again.
+
+    A file whose discovery failed is described again; one whose transfer failed is sent
+    again; one whose create failed is created again with its upload token (or sent again
+    when it has none). Errors stay recorded until the file succeeds.
+
+    Returns:
+        How many files were reset.
+    """
+    reset = 0
+    for item in state.items.values():
+        if item.discovery_status is StageStatus.FAILED:
+            item.discovery_status = StageStatus.PENDING
+            item.transfer_status = item.create_status = StageStatus.PENDING
+        elif item.transfer_status is StageStatus.FAILED:
+            item.transfer_status = StageStatus.PENDING
+        elif item.create_status is StageStatus.FAILED:
+            item.create_status = StageStatus.PENDING
+            if not item.upload_token:
+                item.transfer_status = StageStatus.PENDING
+        else:
+            continue
+        item.attempts = 0
+        reset += 1
+    for stage in StageName:
+        if state.stages[stage] is StageStatus.FAILED:
+            state.set_stage(stage, StageStatus.PENDING)
+    return reset
+
+
+def catalogue(backend: SyncStateBackend) -> tuple[SessionCatalog, list[str]]:
+    """The backend as a :class:`SessionCatalog` and its session ids (the ledger hidden).
+
+    Raises:
+        Q2GoogleError: The backend cannot list or delete sessions.
+    """
+    if not isinstance(backend, SessionCatalog):
+        raise Q2GoogleError(
+            f"the state backend {backend!r} cannot list or delete sessions "
+            "(it does not implement SessionCatalog)"
+        )
+    return backend, [found for found in backend.session_ids() if found != LEDGER_SESSION_ID]
+
+
+def load_existing(backend: SyncStateBackend, session_id: str) -> SessionState:
+    """Load a session that must exist.
+
+    Raises:
+        Q2GoogleError: There is no such session (the message says where it looked).
+    """
+    state = backend.load(session_id)
+    if state is None:
+        raise Q2GoogleError(
+            f"no session {session_id!r} in {backend!r}: `q2google sessions list` shows them"
+        )
+    return state

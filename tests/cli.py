@@ -1,0 +1,38 @@
+"""Running the real ``q2google`` console script, as a user's shell would."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def q2google(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``q2google ARGS`` to completion and capture what it printed."""
+    executable = shutil.which("q2google")
+    assert executable
+    return subprocess.run(
+        [executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=cwd,
+        input=stdin,
+        check=False,
+    )
+
+
+def state_snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and the hash of its bytes, to prove nothing changed."""
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
