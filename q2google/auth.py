@@ -61,18 +61,21 @@ async def check_gopro(settings: Q2GoogleSettings, token: str | None) -> CloudSta
     async def ask() -> Any:
         async with GoProCloudClient.from_settings(settings, access_token=token) as client:
             status = await client.check_auth()
-        if status.http_status in RETRYABLE_STATUSES or (
-            status.http_status is None and status.authenticated is False
-        ):
-            raise RetryableStatusError("GoPro token check", status.http_status or 503)
+        if status.http_status in RETRYABLE_STATUSES:
+            raise RetryableStatusError("GoPro token check", status.http_status)
+        if status.http_status is None and status.authenticated is False:
+            raise ConnectionError("no answer")  # gopro-api caught a connection failure
         return status
 
     where = {"api": settings.gopro_api_url}
     try:
         status = await CHECK_POLICY.call("GoPro token check", ask)
-    except RetryableStatusError as error:
+    except (RetryableStatusError, ConnectionError) as error:
         return CloudStatus(
-            "gopro", False, f"the GoPro cloud did not answer the token check ({error})", where
+            "gopro",
+            False,
+            f"the GoPro cloud at {settings.gopro_api_url} did not answer the token check ({error})",
+            where,
         )
     details = {**where, "token_source": status.token_source, "http_status": status.http_status}
     if status.authenticated:
@@ -131,22 +134,40 @@ def check_google(settings: Q2GoogleSettings) -> CloudStatus:
     return CloudStatus("google", True, message, details)
 
 
+async def require_gopro(settings: Q2GoogleSettings, token: str | None) -> str:
+    """Stop unless the GoPro cloud accepts ``token``.
+
+    Returns:
+        The token.
+
+    Raises:
+        Q2GoogleError: The token is missing or rejected (exit 2).
+        TryLaterError: The GoPro cloud did not answer (exit 75).
+    """
+    gopro = await check_gopro(settings, token)
+    if not gopro.ready:
+        if gopro.details.get("http_status") in (401, 403) or not token:
+            raise Q2GoogleError(gopro.message)
+        raise TryLaterError(f"{gopro.message}; run the same command again later")
+    assert token is not None
+    return token
+
+
 async def require_ready(settings: Q2GoogleSettings, token: str | None) -> str:
     """Stop before a sync touches state when either cloud's credentials are not usable.
+
+    The Google token is refreshed once, whatever its expiry says, so that a revoked refresh
+    token is found now rather than an hour into the run.
 
     Returns:
         The GoPro token.
 
     Raises:
         Q2GoogleError: A token is missing, rejected or revoked (one line, exit 2).
+        TryLaterError: A cloud did not answer (exit 75).
     """
     oauth = GooglePhotosOAuth.from_settings(settings)
     await asyncio.to_thread(oauth.load)  # a missing or malformed file: its own clear line
-    gopro = await check_gopro(settings, token)
-    if not gopro.ready:
-        if gopro.details.get("http_status") in (401, 403) or not token:
-            raise Q2GoogleError(gopro.message)
-        raise TryLaterError(f"{gopro.message}; run the same command again later")
-    await oauth.access_token()  # refreshes an expired token now; a revoked one fails here
-    assert token is not None
-    return token
+    accepted = await require_gopro(settings, token)
+    await oauth.refresh()  # a revoked refresh token fails here, before any state is written
+    return accepted

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from q2google import __version__
+from q2google.errors import Q2GoogleError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -266,15 +267,11 @@ def sessions_list(as_json: AsJson = False) -> None:
     import json
 
     from q2google.progress import human_bytes
-    from q2google.sessions import catalogue, summarize
+    from q2google.sessions import catalogue, list_sessions
     from q2google.state import build_backend
 
     backend, ids = catalogue(build_backend(_settings()))
-    summaries = []
-    for session_id in ids:
-        state = backend.load(session_id)
-        if state is not None:
-            summaries.append(summarize(state))
+    summaries = list_sessions(backend, ids)
     if as_json:
         typer.echo(json.dumps([summary.to_dict() for summary in summaries]))
         return
@@ -283,6 +280,9 @@ def sessions_list(as_json: AsJson = False) -> None:
         return
     rows = [("SESSION", "STATUS", "WINDOW", "DONE/FILES", "FAILED", "SIZE", "UPDATED")]
     for summary in summaries:
+        if summary.error is not None:
+            rows.append((summary.session_id, summary.status, "-", "-", "-", "-", "-"))
+            continue
         rows.append(
             (
                 summary.session_id,
@@ -297,6 +297,9 @@ def sessions_list(as_json: AsJson = False) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for summary in summaries:
+        if summary.error is not None:
+            typer.echo(f"{summary.session_id}: {summary.error}", err=True)
 
 
 @sessions_app.command("show")
@@ -369,17 +372,23 @@ def sessions_delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a session's state (its files stay in Google Photos and are not sent again)."""
-    from q2google.sessions import catalogue, load_existing, summarize
+    from q2google.errors import StateCorruptError
+    from q2google.sessions import catalogue, delete_session, summarize
     from q2google.state import build_backend
 
-    backend, _ = catalogue(build_backend(_settings()))
-    summary = summarize(load_existing(backend, _session_id(session)))
-    if not yes and not typer.confirm(
-        f"delete session {session} ({summary.files} files, {summary.status})?", default=False
-    ):
+    backend, ids = catalogue(build_backend(_settings()))
+    try:
+        state = backend.load(_session_id(session))
+        summary = summarize(state) if state is not None else None
+        what = f"{summary.files} files, {summary.status}" if summary else ""
+    except StateCorruptError:  # deleting is how a corrupt session is cleaned up
+        state, what = None, "corrupt"
+    if state is None and session not in ids:
+        raise Q2GoogleError(f"no session {session!r} in {backend!r}: `q2google sessions list`")
+    if not yes and not typer.confirm(f"delete session {session} ({what})?", default=False):
         typer.echo("not deleted", err=True)
         raise typer.Exit(1)
-    backend.delete(session)
+    delete_session(backend, session, state)
     typer.echo(f"deleted session {session}")
 
 

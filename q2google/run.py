@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 
 import httpx
 
-from q2google.auth import check_gopro, require_ready
 from q2google.auth import gopro_token as env_gopro_token
+from q2google.auth import require_gopro, require_ready
 from q2google.config import Q2GoogleSettings
 from q2google.errors import Q2GoogleError
 from q2google.gopro import GoProCloudClient, GoProLibrary
 from q2google.photos import GooglePhotosClient
 from q2google.progress import ProgressDisplay, ProgressMode
 from q2google.retry import RetryableStatusError, TryLaterError, describe, is_transient
-from q2google.sessions import COMPLETED, reset_failed, summarize
+from q2google.sessions import COMPLETED, last_error, reset_failed, summarize
 from q2google.stages.discovery import DiscoveryStage
 from q2google.stages.transfer import CdnUrlExpiredError, PermanentItemError, cdn_file_size
 from q2google.state import (
@@ -254,9 +254,7 @@ async def dry_run(
         )
     token = gopro_token or env_gopro_token()
     with _service_errors():
-        status = await check_gopro(settings, token)
-        if not status.ready:
-            raise Q2GoogleError(status.message)
+        await require_gopro(settings, token)
         async with (
             GoProCloudClient.from_settings(settings, access_token=token) as gopro,
             httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True) as cdn,
@@ -275,8 +273,14 @@ async def _report(
 ) -> DryRunReport:
     ledger = DeliveryLedger(backend)
     await asyncio.to_thread(lambda: ledger.state)
-    summary = summarize(state)
-    report = DryRunReport(state.session_id, failures=summary.failures)
+    report = DryRunReport(
+        state.session_id,
+        failures=[
+            {"item": item.item_key, "file": item.file_name, "error": last_error(item)}
+            for item in state.items.values()
+            if item.discovery_status is StageStatus.FAILED
+        ],
+    )
     todo: list[ItemState] = []
     for item in state.items.values():
         if item.create_status is StageStatus.COMPLETED or ledger.media_item_id(item.item_key):
@@ -285,22 +289,31 @@ async def _report(
             todo.append(item)
     limit = asyncio.Semaphore(SIZE_CHECKS_IN_FLIGHT)
 
-    async def size_of(item: ItemState) -> int:
+    async def size_of(item: ItemState) -> int | str:
+        """The file's size, or why it cannot be had."""
         if item.size_bytes is not None:
             return item.size_bytes
         async with limit:
-            assert item.download_url is not None
             try:
-                return await cdn_file_size(cdn, item.download_url, library.policy)
-            except CdnUrlExpiredError:  # a stored session's URL: resolve a fresh one
-                files = await library.files(item.media_id)
-                fresh = [entry.url for entry in files if entry.file_index == item.file_index]
-                if not fresh:
-                    return 0
-                return await cdn_file_size(cdn, fresh[0], library.policy)
+                assert item.download_url is not None
+                try:
+                    return await cdn_file_size(cdn, item.download_url, library.policy)
+                except CdnUrlExpiredError:  # a stored session's URL: resolve a fresh one
+                    files = await library.files(item.media_id)
+                    fresh = [entry.url for entry in files if entry.file_index == item.file_index]
+                    if not fresh:
+                        return "no longer offered by the GoPro cloud"
+                    return await cdn_file_size(cdn, fresh[0], library.policy)
+            except Exception as error:  # one file's trouble, reported with it
+                if isinstance(error, Q2GoogleError) or is_transient(error):
+                    raise
+                return f"size check: {describe(error)}"
 
     sizes = await asyncio.gather(*(size_of(item) for item in todo))
     for item, size in zip(todo, sizes, strict=True):
+        if isinstance(size, str):
+            report.failures.append({"item": item.item_key, "file": item.file_name, "error": size})
+            continue
         kind = report.by_type.setdefault(item.media_type or "unknown", {"files": 0, "bytes": 0})
         kind["files"] += 1
         kind["bytes"] += size

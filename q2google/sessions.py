@@ -10,9 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from q2google.errors import Q2GoogleError
+from q2google.errors import Q2GoogleError, StateCorruptError
 from q2google.state import (
     LEDGER_SESSION_ID,
+    DeliveryLedger,
     ItemState,
     SessionCatalog,
     SessionState,
@@ -24,6 +25,7 @@ from q2google.state import (
 COMPLETED = "completed"
 FAILED = "failed"
 PENDING = "pending"
+CORRUPT = "corrupt"
 
 
 def item_outcome(item: ItemState) -> str:
@@ -62,6 +64,7 @@ class SessionSummary:
         bytes_completed: Bytes of the files already in Google Photos.
         updated_at: Last checkpoint.
         failures: ``{"item", "file", "error"}`` for each failed file.
+        error: Why the session cannot be read (status ``corrupt``), else ``None``.
     """
 
     session_id: str
@@ -75,10 +78,19 @@ class SessionSummary:
     bytes_completed: int
     updated_at: str
     failures: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def unreadable(cls, session_id: str, error: str) -> SessionSummary:
+        """A session whose stored state cannot be read."""
+        return cls(
+            session_id, CORRUPT, {"start": "", "end": ""}, None, 0, {}, {}, 0, 0, "", [], error
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
         return {
+            "error": self.error,
             "session_id": self.session_id,
             "status": self.status,
             "window": self.window,
@@ -185,3 +197,38 @@ def load_existing(backend: SyncStateBackend, session_id: str) -> SessionState:
             f"no session {session_id!r} in {backend!r}: `q2google sessions list` shows them"
         )
     return state
+
+
+def list_sessions(backend: SessionCatalog, session_ids: list[str]) -> list[SessionSummary]:
+    """Summarize each session; one that cannot be read is listed as ``corrupt``, not fatal."""
+    summaries = []
+    for session_id in session_ids:
+        try:
+            state = backend.load(session_id)
+        except StateCorruptError as error:
+            summaries.append(SessionSummary.unreadable(session_id, str(error)))
+            continue
+        if state is not None:
+            summaries.append(summarize(state))
+    return summaries
+
+
+def delete_session(backend: SessionCatalog, session_id: str, state: SessionState | None) -> None:
+    """Delete a session, first making sure the ledger knows every file it delivered.
+
+    A run that died between a batch's checkpoint and the ledger's leaves the session alone
+    knowing some files are in Google Photos; they go to the ledger before the session goes,
+    so no later session sends them again.
+
+    Args:
+        backend: Where the session is.
+        session_id: The session.
+        state: The session as loaded, or ``None`` when it cannot be read (corrupt).
+    """
+    if state is not None:
+        ledger = DeliveryLedger(backend)
+        delivered = [item for item in state.items.values() if item_outcome(item) == COMPLETED]
+        news = [ledger.record(item) for item in delivered]  # every one, no short cut
+        if any(news):
+            ledger.save()
+    backend.delete(session_id)

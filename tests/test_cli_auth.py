@@ -6,7 +6,6 @@ import json
 import shutil
 import stat
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -88,12 +87,6 @@ def test_status_says_what_is_not_ready_and_exits_1(
     assert "q2google auth google" in revoked.stdout
 
 
-def _expire(token_file: Path) -> None:
-    data = json.loads(token_file.read_text())
-    data["expiry"] = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    token_file.write_text(json.dumps(data))
-
-
 def test_rejected_or_revoked_tokens_stop_a_sync_before_it_touches_state(
     sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -115,15 +108,28 @@ def test_rejected_or_revoked_tokens_stop_a_sync_before_it_touches_state(
     assert fresh.returncode == 2
     assert state_snapshot(tmp_path / "sessions") == before, "no session was started"
 
-    _expire(Path(user_env["Q2GOOGLE_GOOGLE_TOKEN_FILE"]))
+    # Revoked while its access token still looks valid: found before anything is written.
     sandbox.call(sandbox.google.revoke_refresh_tokens)
-    revoked = q2google("sync", "--session", "keep", env=user_env, cwd=tmp_path)
-    assert revoked.returncode == 2
-    assert revoked.stderr.count("\n") == 1
-    assert "Google refused to refresh the token" in revoked.stderr
-    assert "invalid_grant" in revoked.stderr
-    assert "q2google auth google" in revoked.stderr
-    assert state_snapshot(tmp_path / "sessions") == before
+    for args in (["--session", "keep"], [*WINDOW, "--session", "another"]):
+        revoked = q2google("sync", *args, env=user_env, cwd=tmp_path)
+        assert revoked.returncode == 2
+        assert revoked.stderr.count("\n") == 1
+        assert "Google refused to refresh the token" in revoked.stderr
+        assert "invalid_grant" in revoked.stderr
+        assert "q2google auth google" in revoked.stderr
+        assert state_snapshot(tmp_path / "sessions") == before
+
+
+def test_an_unreachable_gopro_cloud_is_try_later_exit_75(
+    user_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**user_env, "Q2GOOGLE_GOPRO_API_URL": "http://127.0.0.1:9"}
+    for extra in ([], ["--dry-run"]):
+        result = q2google("sync", *WINDOW, "--session", "s", *extra, env=env, cwd=tmp_path)
+        assert result.returncode == 75, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "http://127.0.0.1:9 did not answer the token check" in result.stderr
+    assert not (tmp_path / "sessions").exists()
 
 
 def test_sign_in_needs_a_client_secrets_file(user_env: dict[str, str], tmp_path: Path) -> None:

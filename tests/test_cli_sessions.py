@@ -66,7 +66,7 @@ def test_failed_files_are_listed_shown_retried_and_the_session_deleted(
     assert summary["status"] == "completed"
     assert summary["by_status"] == {"completed": total, "failed": 0, "pending": 0}
     assert sandbox.stats.upload_bytes_received == sent_before, "tokens were reused, no resend"
-    assert len(sandbox.snapshot()["mediaItems"]) == total
+    assert [item["createCalls"] for item in sandbox.snapshot()["mediaItems"]] == [1] * total
 
     kept = q2google("sessions", "delete", "trip", env=user_env, cwd=tmp_path, stdin="n\n")
     assert kept.returncode == 1
@@ -107,7 +107,7 @@ def test_retry_describes_again_a_media_discovery_could_not(
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert "retried 1 failed files" in retried.stdout
     assert f"{total} of {total} files in Google Photos" in retried.stdout
-    assert len(sandbox.snapshot()["mediaItems"]) == total
+    assert [item["createCalls"] for item in sandbox.snapshot()["mediaItems"]] == [1] * total
 
 
 def test_dry_run_reports_what_would_move_and_writes_nothing(
@@ -171,3 +171,50 @@ def test_an_interrupted_delete_leaves_the_session_whole_or_gone(tmp_path: Path) 
     assert backend.session_ids() == ["half"]
     assert backend.delete("half")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_lists_files_it_cannot_size_and_still_reports_the_rest(
+    sandbox: Sandbox, user_env: dict[str, str]
+) -> None:
+    video = next(media for media in sandbox.library.media if media.type == "Video")
+    gone = video.deliverables[0]
+    sandbox.library._assets.pop(gone.asset_id)  # described by GoPro, missing from its CDN
+    result = q2google("sync", *WINDOW, "--session", "peek", "--dry-run", "--json", env=user_env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files"] == len(sandbox.library.deliverables()) - 1
+    assert report["bytes"] == sandbox.library.total_bytes - gone.size
+    assert [failure["item"] for failure in report["failures"]] == [f"{video.media_id}-0"]
+    assert "size check" in report["failures"][0]["error"]
+
+
+def test_a_corrupt_session_is_listed_as_such_and_can_be_deleted(
+    user_env: dict[str, str], tmp_path: Path
+) -> None:
+    for session in ("good", "bad"):
+        code, _, err = _sync(user_env, tmp_path, session)
+        assert code == 0, err
+    (tmp_path / "sessions" / "bad" / "meta.json").write_text("{ torn")
+    listed = q2google("sessions", "list", env=user_env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split()[1] for line in listed.stdout.splitlines()[1:]}
+    assert rows == {"bad": "corrupt", "good": "completed"}
+    assert "meta.json" in listed.stderr
+    gone = q2google("sessions", "delete", "bad", "--yes", env=user_env)
+    assert gone.returncode == 0, gone.stderr
+    assert not (tmp_path / "sessions" / "bad").exists()
+    assert (tmp_path / "sessions" / "good" / "meta.json").is_file()
+
+
+def test_delete_first_tells_the_ledger_what_the_session_delivered(
+    sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    code, _, err = _sync(user_env, tmp_path, "first")
+    assert code == 0, err
+    backend = JsonFileBackend(tmp_path / "sessions")
+    backend.delete(LEDGER_SESSION_ID)  # as if the run died before the ledger's checkpoint
+    sent = sandbox.stats.upload_bytes_received
+    assert q2google("sessions", "delete", "first", "--yes", env=user_env).returncode == 0
+    code, _, err = _sync(user_env, tmp_path, "second")
+    assert code == 0, err
+    assert sandbox.stats.upload_bytes_received == sent, "nothing sent again"

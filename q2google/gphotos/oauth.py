@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from q2google.files import write_private_file
 from q2google.gphotos.models import GoogleAuthError
-from q2google.retry import RetryableStatusError, RetryPolicy
+from q2google.retry import RetryableStatusError, RetryPolicy, TryLaterError
 
 if TYPE_CHECKING:
     from google.oauth2.credentials import Credentials
@@ -194,6 +194,7 @@ class GooglePhotosOAuth:
         """
         from google_auth_oauthlib.flow import InstalledAppFlow
         from oauthlib.oauth2 import OAuth2Error
+        from requests.exceptions import RequestException
 
         try:
             flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets_file), SCOPES)
@@ -220,6 +221,10 @@ class GooglePhotosOAuth:
             raise GoogleAuthError(
                 f"Google sign-in failed ({error.error}): check the OAuth client in "
                 f"{client_secrets_file}"
+            ) from None
+        except (RequestException, OSError) as error:
+            raise TryLaterError(
+                f"Google sign-in could not reach Google ({type(error).__name__}): try again"
             ) from None
         self.save(credentials)
         self._credentials = credentials

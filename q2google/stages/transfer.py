@@ -171,6 +171,8 @@ class TransferStage:
         self, state: SessionState, item: ItemState, metrics: SyncTransferMetrics
     ) -> bool:
         """Upload one item; return whether it now has an upload token."""
+        if item.transfer_status is StageStatus.FAILED:  # counted as failed until it is not
+            metrics.files_failed -= 1
         item.transfer_status = StageStatus.RUNNING  # saved with the item's next checkpoint
         item.attempts += 1
         metrics.in_flight[item.item_key] = item.file_name

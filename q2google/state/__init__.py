@@ -111,7 +111,10 @@ def build_backend(settings: Q2GoogleSettings) -> SyncStateBackend:
 
 
 def _scheme_of(uri: str) -> str:
-    scheme = urlsplit(uri).scheme.lower() if "://" in uri or uri.startswith("file:") else ""
+    try:
+        scheme = urlsplit(uri).scheme.lower() if "://" in uri or uri.startswith("file:") else ""
+    except ValueError:  # an unbalanced "[" and the like; the URI may hold a password
+        raise UnknownBackendError("Q2GOOGLE_STATE_URI is not a valid URI") from None
     if not scheme:
         raise UnknownBackendError(
             "Q2GOOGLE_STATE_URI is not a URI: expected scheme://..., one of "
