@@ -18,6 +18,8 @@ import pytest
 from q2google.sandbox import Sandbox
 from tests.cli import q2google, state_snapshot
 
+WINDOW = ("--start", "2023-01-01", "--end", "2024-12-31")
+
 
 def test_demo_needs_nothing_and_checks_the_result(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("Q2GOOGLE_")}
@@ -32,10 +34,7 @@ def test_sync_then_resume_then_nothing_left(
 ) -> None:
     first = q2google(
         "sync",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2024-12-31",
+        *WINDOW,
         "--session",
         "trip",
         "--album",
@@ -96,10 +95,7 @@ def test_bad_configuration_is_one_line_exit_2_and_state_untouched(
 ) -> None:
     ok = q2google(
         "sync",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2024-12-31",
+        *WINDOW,
         "--session",
         "keep",
         env=user_env,
@@ -121,10 +117,7 @@ def test_a_corrupt_state_file_is_one_line_naming_it(
 ) -> None:
     ok = q2google(
         "sync",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2024-12-31",
+        *WINDOW,
         "--session",
         "bad",
         env=user_env,
@@ -148,7 +141,7 @@ def test_ctrl_c_saves_says_how_to_resume_and_the_resume_finishes_exactly_once(
     assert executable
     env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
     with subprocess.Popen(
-        [executable, "sync", "--start", "2023-01-01", "--end", "2024-12-31", "--session", "cut"],
+        [executable, "sync", *WINDOW, "--session", "cut"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -186,10 +179,7 @@ def test_progress_is_plain_lines_on_stderr_and_json_alone_on_stdout(
     env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
     result = q2google(
         "sync",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2024-12-31",
+        *WINDOW,
         "--session",
         "p",
         "--json",
@@ -279,10 +269,7 @@ def test_sync_and_sessions_on_mongodb(
     env = {**user_env, "Q2GOOGLE_STATE_URI": mongo_uri}
     first = q2google(
         "sync",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2024-12-31",
+        *WINDOW,
         "--session",
         "m1",
         env=env,

@@ -99,14 +99,8 @@ class DiscoveryStage:
                 known = state.items.get(make_item_key(media_id, entry.file_index))
                 if known is None:
                     state.add_item(
-                        ItemState(
-                            media_id=media_id,
-                            file_index=entry.file_index,
-                            file_name=entry.file_name,
-                            download_url=entry.url,
-                            discovery_status=StageStatus.COMPLETED,
-                            media_type=items[0].media_type,
-                            captured_at=items[0].captured_at,
+                        _described(
+                            entry, media_type=items[0].media_type, captured_at=items[0].captured_at
                         )
                     )
                 elif known.discovery_status is StageStatus.PENDING:
@@ -141,16 +135,20 @@ class DiscoveryStage:
             key = make_item_key(media_id, entry.file_index)
             if key in state.items:  # a page re-read after a crash
                 continue
-            state.add_item(
-                ItemState(
-                    media_id=media_id,
-                    file_index=entry.file_index,
-                    file_name=entry.file_name,
-                    download_url=entry.url,
-                    discovery_status=StageStatus.COMPLETED,
-                    **common,
-                )
-            )
+            state.add_item(_described(entry, **common))
+
+
+def _described(entry: GoProFile, *, media_type: str | None, captured_at: str | None) -> ItemState:
+    """A new item for one deliverable file, its discovery done."""
+    return ItemState(
+        media_id=entry.media_id,
+        file_index=entry.file_index,
+        file_name=entry.file_name,
+        download_url=entry.url,
+        discovery_status=StageStatus.COMPLETED,
+        media_type=media_type,
+        captured_at=captured_at,
+    )
 
 
 def _reason(files: list[GoProFile] | Exception) -> str:
