@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from q2google import __version__
-from q2google.errors import Q2GoogleError
+from q2google.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Q2GoogleError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from q2google.run import RunSummary
 
 T = TypeVar("T")
-
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="q2google",
@@ -148,11 +146,11 @@ def _report_run(summary: RunSummary, as_json: bool) -> None:
         from q2google.progress import human_bytes
 
         counts = summary.by_status
+        others = {name: count for name, count in counts.items() if name != "completed"}
         typer.echo(
             f"session {summary.session_id}: {counts.get('completed', 0)} of {summary.files} "
             f"files in Google Photos"
-            + (f", {counts['failed']} failed" if counts.get("failed") else "")
-            + (f", {counts['pending']} pending" if counts.get("pending") else "")
+            + (", " + _counts(others) if any(others.values()) else "")
             + f"; {human_bytes(summary.bytes_uploaded)} sent in {summary.seconds:.1f} s"
         )
         if summary.stopped_early:
@@ -161,7 +159,25 @@ def _report_run(summary: RunSummary, as_json: bool) -> None:
             typer.echo(f"  failed: {failure['file']} ({failure['item']}): {failure['error']}")
         if summary.failures:
             typer.echo(f"retry them with: q2google sessions retry {summary.session_id}")
+        for line in _held_back_reasons(summary.held_back):
+            typer.echo(line)
+        if counts.get("deferred"):
+            typer.echo(f"run the same command later to deliver the {counts['deferred']} deferred")
     raise typer.Exit(0 if summary.ok else 1)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``"12 completed, 1 failed, 3 skipped"``: the non-zero counts (completed always)."""
+    shown = [f"{count} {name}" for name, count in counts.items() if count or name == "completed"]
+    return ", ".join(shown)
+
+
+def _held_back_reasons(held_back: list[dict[str, str]]) -> list[str]:
+    """One line per outcome and reason, with how many files it holds back."""
+    from collections import Counter
+
+    groups = Counter((held["outcome"], held["reason"]) for held in held_back)
+    return [f"  {outcome}: {count} x {reason}" for (outcome, reason), count in groups.items()]
 
 
 def _progress_mode(as_json: bool) -> ProgressMode:
@@ -249,6 +265,8 @@ def _dry_run(
         typer.echo(f"  {kind:<10} {counts['files']:>6} files  {human_bytes(counts['bytes']):>10}")
     if report.already_delivered:
         typer.echo(f"  already in Google Photos: {report.already_delivered} files")
+    for line in _held_back_reasons(report.held_back):
+        typer.echo(line)
     for failure in report.failures:
         typer.echo(f"  cannot move: {failure['file']} ({failure['item']}): {failure['error']}")
     raise typer.Exit(0)
@@ -322,19 +340,20 @@ def sessions_show(
         f"session {summary.session_id}: {summary.status}",
         f"  window   {summary.window['start']} to {summary.window['end']}",
         f"  album    {summary.album or '-'}",
-        f"  files    {summary.files}: {counts['completed']} completed, {counts['failed']} "
-        f"failed, {counts['pending']} pending",
+        f"  files    {summary.files}: " + _counts(counts),
         f"  size     {human_bytes(summary.bytes_completed)} in Google Photos of "
         f"{human_bytes(summary.bytes_total)} known",
     ]
     for stage, by_status in summary.by_stage.items():
         detail = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
-        lines.append(f"  {stage:<9}{detail or '-'}")
+        lines.append(f"  {stage:<10}{detail or '-'}")
     lines.append(f"  updated  {summary.updated_at}")
     if summary.failures:
         lines.append(f"failed files ({len(summary.failures)}):")
         lines += [f"  {f['file']} ({f['item']}): {f['error']}" for f in summary.failures]
         lines.append(f"retry them with: q2google sessions retry {summary.session_id}")
+    for held in summary.held_back:
+        lines.append(f"  {held['outcome']}: {held['file']} ({held['item']}): {held['reason']}")
     typer.echo("\n".join(lines))
 
 
@@ -503,3 +522,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("q2google: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:  # a bug, or a library's error q2google failed to translate
+        if debug:
+            raise
+        typer.echo(
+            f"q2google: internal error: {type(error).__name__} (progress is saved; run again "
+            "with --debug for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)

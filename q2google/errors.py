@@ -1,14 +1,38 @@
-"""Exceptions q2google raises on purpose, each with a one-line message meant for a person.
+"""Exceptions q2google raises on purpose, and the exit code of each: the one table.
 
-Every error a user can cause or fix (bad input, configuration, corrupt state, missing
-credentials) derives from :class:`Q2GoogleError` and carries the process exit code the CLI
-uses for it, so that the CLI prints ``str(error)`` and exits without a traceback.
+Every error a user can cause, fix or wait out derives from :class:`Q2GoogleError` and carries
+the process exit code the CLI uses for it, so that the CLI prints ``str(error)`` (one line)
+and exits without a traceback. Exceptions of the libraries q2google uses (gopro-api, aiohttp,
+httpx, google-auth, pymongo) are turned into these where q2google calls them.
+
+======  =====================================================================================
+ code   meaning
+======  =====================================================================================
+ 0      every file of the session is in Google Photos (or skipped, gone, or waiting for the
+        GoPro cloud, each with its reason)
+ 1      some files failed for good; each is listed with the remote's own message
+ 2      bad input, configuration or credentials: nothing was changed, fix and run again
+ 75     temporary (a quota, the network, a service or the state store kept failing): progress
+        is saved, run the same command later
+ 70     an internal error (a bug): one line, ``--debug`` shows the traceback
+ 130    interrupted (Ctrl-C): progress is saved, the resume command is printed
+======  =====================================================================================
 """
 
 from __future__ import annotations
 
+EXIT_OK = 0
+"""Every file of the session is where it belongs."""
+EXIT_FILES_FAILED = 1
+"""Some files failed for good; they are listed with their errors."""
 EXIT_BAD_INPUT = 2
-"""Exit code for bad input or configuration: nothing was changed, fix and run again."""
+"""Bad input, configuration or credentials: nothing was changed, fix and run again."""
+EXIT_TRY_LATER = 75
+"""Temporary: progress is saved, run the same command again later (BSD ``EX_TEMPFAIL``)."""
+EXIT_INTERNAL = 70
+"""A bug: an exception q2google did not expect (BSD ``EX_SOFTWARE``)."""
+EXIT_INTERRUPTED = 130
+"""Interrupted by Ctrl-C (128 + SIGINT): progress is saved."""
 
 
 class Q2GoogleError(Exception):
@@ -47,3 +71,26 @@ class UnknownBackendError(StateError, ValueError):
 
 class BackendUnavailableError(StateError):
     """A backend exists for the scheme but cannot be used here (a missing extra, say)."""
+
+
+class TryLaterError(Q2GoogleError):
+    """A service kept failing past every retry; progress is saved, run the command again."""
+
+    exit_code = EXIT_TRY_LATER
+
+
+class QuotaExhaustedError(Q2GoogleError):
+    """Google's daily request quota is used up; the session stays intact for a later run."""
+
+    exit_code = EXIT_TRY_LATER
+
+
+class GoProAuthError(Q2GoogleError):
+    """The GoPro cloud refused the access token (it expired, or was revoked): exit 2."""
+
+
+GOPRO_TOKEN_HELP = (
+    "sign in at gopro.com, copy the gp_access_token cookie, export GP_ACCESS_TOKEN=<it> "  # noqa: S105
+    "and run the same command again"
+)
+"""How to get a fresh GoPro token, for every message that needs one."""

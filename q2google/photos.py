@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -94,6 +95,14 @@ class GooglePhotoLibraryPort(Protocol):
     async def find_or_create_album(self, title: str) -> str:
         """Return the id of the app-created album titled ``title``, creating it if needed."""
         ...
+
+
+def header_file_name(file_name: str) -> str:
+    """The file name as an HTTP header can carry it: ASCII as it is, anything else
+    percent-encoded as UTF-8 (headers are ASCII; the exact name goes in batchCreate's
+    ``fileName``)."""
+    printable = file_name.isascii() and file_name.isprintable()
+    return file_name if printable else quote(file_name, safe=" !#$&'()+,-.;=@[]^_`{}~")
 
 
 class _Cursor:
@@ -350,7 +359,7 @@ class GooglePhotosClient:
             "X-Goog-Upload-Protocol": "resumable",
             "X-Goog-Upload-Content-Type": mime_type,
             "X-Goog-Upload-Raw-Size": str(size),
-            "X-Goog-Upload-File-Name": file_name,
+            "X-Goog-Upload-File-Name": header_file_name(file_name),
             "Content-Length": "0",
         }
         response = await self.api.send("POST", "/v1/uploads", headers=headers)

@@ -27,13 +27,25 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from q2google.errors import Q2GoogleError
+from q2google.errors import EXIT_TRY_LATER, QuotaExhaustedError, TryLaterError
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "DEFAULT_POLICY",
+    "EXIT_TRY_LATER",
+    "RETRYABLE_STATUSES",
+    "QuotaExhaustedError",
+    "RetryPolicy",
+    "RetryableStatusError",
+    "TryLaterError",
+    "describe",
+    "is_transient",
+    "parse_retry_after",
+    "requested_delay",
+]
+
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
-EXIT_TRY_LATER = 75
-"""Exit code when a quota stops the run: nothing is wrong, run the same command later."""
 
 
 class RetryableStatusError(Exception):
@@ -48,18 +60,6 @@ class RetryableStatusError(Exception):
     def __init__(self, operation: str, status: int, retry_after: float | None = None) -> None:
         super().__init__(f"{operation}: HTTP {status}")
         self.operation, self.status, self.retry_after = operation, status, retry_after
-
-
-class QuotaExhaustedError(Q2GoogleError):
-    """Google's daily request quota is used up; the session stays intact for a later run."""
-
-    exit_code = EXIT_TRY_LATER
-
-
-class TryLaterError(Q2GoogleError):
-    """A service kept failing past every retry; progress is saved, run the command again."""
-
-    exit_code = EXIT_TRY_LATER
 
 
 def parse_retry_after(value: str | None) -> float | None:

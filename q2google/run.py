@@ -19,12 +19,13 @@ from q2google.auth import gopro_token as env_gopro_token
 from q2google.auth import require_gopro, require_ready
 from q2google.config import Q2GoogleSettings
 from q2google.errors import Q2GoogleError
-from q2google.gopro import GoProCloudClient, GoProLibrary
+from q2google.gopro import GoProCloudClient, GoProLibrary, MediaGoneError
+from q2google.gphotos.limits import refusal
 from q2google.photos import GooglePhotosClient
 from q2google.progress import ProgressDisplay, ProgressMode
 from q2google.retry import RetryableStatusError, TryLaterError, describe, is_transient
-from q2google.sessions import COMPLETED, last_error, reset_failed, summarize
-from q2google.stages.discovery import DiscoveryStage
+from q2google.sessions import COMPLETED, WAITING, last_error, reset_failed, summarize
+from q2google.stages.discovery import GONE_REASON, DiscoveryStage
 from q2google.stages.transfer import CdnUrlExpiredError, PermanentItemError, cdn_file_size
 from q2google.state import (
     DeliveryLedger,
@@ -35,6 +36,7 @@ from q2google.state import (
     build_backend,
     new_session,
 )
+from q2google.state.base import ExclusionKind
 from q2google.sync import CDN_TIMEOUT, GoProToPhotosSync, SyncTransferMetrics
 
 SIZE_CHECKS_IN_FLIGHT = 8
@@ -53,6 +55,8 @@ class RunSummary:
         bytes_uploaded: Bytes this run uploaded.
         seconds: Duration of this run.
         failures: ``{"item", "file", "error"}`` for each failed file.
+        held_back: ``{"item", "file", "outcome", "reason"}`` for each skipped, deferred or
+            gone file.
         retried: Failed files put back to work before the run (``sessions retry``).
         stopped_early: ``--fail-fast`` stopped the run at its first failed file.
     """
@@ -64,13 +68,15 @@ class RunSummary:
     bytes_uploaded: int
     seconds: float
     failures: list[dict[str, str]] = field(default_factory=list)
+    held_back: list[dict[str, str]] = field(default_factory=list)
     retried: int = 0
     stopped_early: bool = False
 
     @property
     def ok(self) -> bool:
-        """Whether every file of the session is in Google Photos."""
-        return self.status == COMPLETED
+        """Whether every file that can move is in Google Photos (the rest held back on purpose,
+        or waiting for the GoPro cloud)."""
+        return self.status in (COMPLETED, WAITING)
 
 
 @dataclass
@@ -84,6 +90,8 @@ class DryRunReport:
         by_type: ``{media type: {"files": n, "bytes": n}}``.
         already_delivered: Files already in Google Photos (this session or an earlier one).
         failures: Media whose files cannot be described (``{"item", "file", "error"}``).
+        held_back: Files that will not move now, and why (``{"item", "file", "outcome",
+            "reason"}``: skipped, deferred or gone).
     """
 
     session_id: str
@@ -92,6 +100,7 @@ class DryRunReport:
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)
     already_delivered: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    held_back: list[dict[str, str]] = field(default_factory=list)
 
 
 def parse_day(text: str, what: str) -> datetime:
@@ -218,6 +227,7 @@ async def run_session(
         bytes_uploaded=metrics.bytes_uploaded,
         seconds=round(asyncio.get_running_loop().time() - began, 2),
         failures=summary.failures,
+        held_back=summary.held_back,
         retried=retried,
         stopped_early=stopped_early,
     )
@@ -285,6 +295,8 @@ async def _report(
     for item in state.items.values():
         if item.create_status is StageStatus.COMPLETED or ledger.media_item_id(item.item_key):
             report.already_delivered += 1
+        elif item.exclusion is not None:
+            report.held_back.append(_held_back(item, item.exclusion.kind, item.exclusion.reason))
         elif item.discovery_status is StageStatus.COMPLETED:
             todo.append(item)
     limit = asyncio.Semaphore(SIZE_CHECKS_IN_FLIGHT)
@@ -299,11 +311,13 @@ async def _report(
                 try:
                     return await cdn_file_size(cdn, item.download_url, library.policy)
                 except CdnUrlExpiredError:  # a stored session's URL: resolve a fresh one
-                    files = await library.files(item.media_id)
+                    files = await library.files(item.media_id, item.media_type)
                     fresh = [entry.url for entry in files if entry.file_index == item.file_index]
-                    if not fresh:
+                    if not fresh or fresh[0] is None:
                         return "no longer offered by the GoPro cloud"
                     return await cdn_file_size(cdn, fresh[0], library.policy)
+            except MediaGoneError:
+                return GONE_REASON
             except Exception as error:  # one file's trouble, reported with it
                 if isinstance(error, Q2GoogleError) or is_transient(error):
                     raise
@@ -311,8 +325,15 @@ async def _report(
 
     sizes = await asyncio.gather(*(size_of(item) for item in todo))
     for item, size in zip(todo, sizes, strict=True):
+        if size == GONE_REASON:
+            report.held_back.append(_held_back(item, ExclusionKind.GONE, GONE_REASON))
+            continue
         if isinstance(size, str):
             report.failures.append({"item": item.item_key, "file": item.file_name, "error": size})
+            continue
+        refused = refusal(item.file_name, size)
+        if refused is not None:
+            report.held_back.append(_held_back(item, ExclusionKind.SKIPPED, refused))
             continue
         kind = report.by_type.setdefault(item.media_type or "unknown", {"files": 0, "bytes": 0})
         kind["files"] += 1
@@ -320,3 +341,7 @@ async def _report(
         report.files += 1
         report.bytes += size
     return report
+
+
+def _held_back(item: ItemState, kind: ExclusionKind, reason: str) -> dict[str, str]:
+    return {"item": item.item_key, "file": item.file_name, "outcome": kind.value, "reason": reason}

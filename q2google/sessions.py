@@ -25,16 +25,27 @@ from q2google.state import (
 COMPLETED = "completed"
 FAILED = "failed"
 PENDING = "pending"
+SKIPPED = "skipped"
+DEFERRED = "deferred"
+GONE = "gone"
+OUTCOMES = (COMPLETED, FAILED, PENDING, SKIPPED, DEFERRED, GONE)
+"""Where a file can stand, in the order summaries show them."""
 CORRUPT = "corrupt"
+WAITING = "waiting"
+"""Session status: everything that can move is in Google Photos; some files wait for the
+GoPro cloud to finish processing them, and a later run delivers them."""
 
 
 def item_outcome(item: ItemState) -> str:
-    """Where one file stands overall: ``completed``, ``failed`` or ``pending``.
+    """Where one file stands overall: one of :data:`OUTCOMES`.
 
-    ``completed`` means it is in Google Photos (created by this session or an earlier one).
+    ``completed`` means it is in Google Photos (created by this session or an earlier one);
+    ``skipped``, ``deferred`` and ``gone`` are held back on purpose, with a reason.
     """
     if item.create_status is StageStatus.COMPLETED:
         return COMPLETED
+    if item.exclusion is not None:
+        return item.exclusion.kind.value
     statuses = (item.discovery_status, item.transfer_status, item.create_status)
     return FAILED if StageStatus.FAILED in statuses else PENDING
 
@@ -53,17 +64,21 @@ class SessionSummary:
 
     Attributes:
         session_id: The session.
-        status: ``completed`` (every file in Google Photos), ``failed`` (its last run ended
-            with failures), or ``incomplete`` (running, or interrupted: run it again).
+        status: ``completed`` (every file in Google Photos, or held back for good: skipped or
+            gone), ``failed`` (its last run ended with failures), ``waiting`` (the rest waits
+            for the GoPro cloud: run it again later), or ``incomplete`` (running, or
+            interrupted: run it again).
         window: The capture window, ``start`` and ``end`` days.
         album: Album title, if any.
         files: Files in the session.
-        by_status: Files per outcome (``completed``, ``failed``, ``pending``).
+        by_status: Files per outcome (every one of :data:`OUTCOMES`).
         by_stage: Per stage, files per stage status.
         bytes_total: Bytes of the files whose size is known.
         bytes_completed: Bytes of the files already in Google Photos.
         updated_at: Last checkpoint.
         failures: ``{"item", "file", "error"}`` for each failed file.
+        held_back: ``{"item", "file", "outcome", "reason"}`` for each skipped, deferred or
+            gone file.
         error: Why the session cannot be read (status ``corrupt``), else ``None``.
     """
 
@@ -78,13 +93,14 @@ class SessionSummary:
     bytes_completed: int
     updated_at: str
     failures: list[dict[str, str]] = field(default_factory=list)
+    held_back: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
 
     @classmethod
     def unreadable(cls, session_id: str, error: str) -> SessionSummary:
         """A session whose stored state cannot be read."""
         return cls(
-            session_id, CORRUPT, {"start": "", "end": ""}, None, 0, {}, {}, 0, 0, "", [], error
+            session_id, CORRUPT, {"start": "", "end": ""}, None, 0, {}, {}, 0, 0, "", error=error
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +118,7 @@ class SessionSummary:
             "bytes_completed": self.bytes_completed,
             "updated_at": self.updated_at,
             "failures": self.failures,
+            "held_back": self.held_back,
         }
 
 
@@ -116,7 +133,7 @@ def summarize(state: SessionState) -> SessionSummary:
     if items and outcomes[COMPLETED] == len(items):
         status = COMPLETED
     elif state.stages[StageName.DISCOVERY] is StageStatus.COMPLETED and not outcomes[PENDING]:
-        status = FAILED if outcomes[FAILED] else COMPLETED
+        status = FAILED if outcomes[FAILED] else WAITING if outcomes[DEFERRED] else COMPLETED
     else:
         status = "incomplete"
     return SessionSummary(
@@ -125,7 +142,7 @@ def summarize(state: SessionState) -> SessionSummary:
         window={"start": state.start_date_iso[:10], "end": state.end_date_iso[:10]},
         album=state.album_title,
         files=len(items),
-        by_status={name: outcomes[name] for name in (COMPLETED, FAILED, PENDING)},
+        by_status={name: outcomes[name] for name in OUTCOMES},
         by_stage=by_stage,
         bytes_total=sum(item.size_bytes or 0 for item in items),
         bytes_completed=sum(
@@ -136,6 +153,16 @@ def summarize(state: SessionState) -> SessionSummary:
             {"item": item.item_key, "file": item.file_name, "error": last_error(item)}
             for item in items
             if item_outcome(item) == FAILED
+        ],
+        held_back=[
+            {
+                "item": item.item_key,
+                "file": item.file_name,
+                "outcome": item.exclusion.kind.value,
+                "reason": item.exclusion.reason,
+            }
+            for item in items
+            if item.exclusion is not None and item.create_status is not StageStatus.COMPLETED
         ],
     )
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from q2google.config import Q2GoogleSettings, get_settings
-from q2google.gopro import GoProLibrary
+from q2google.gopro import GoProLibrary, GoProSource
 from q2google.gphotos.models import MediaItemBatchCreateResponse
 from q2google.photos import GooglePhotoLibraryPort
 from q2google.stages.create import CreateStage
@@ -53,7 +53,9 @@ class GoProToPhotosSync:
     """Coordinate a staged sync from the GoPro cloud into Google Photos.
 
     Attributes:
-        gopro: An entered ``AsyncGoProClient`` (see :class:`q2google.gopro.GoProCloudClient`).
+        gopro: Where media come from: an entered gopro-api ``AsyncGoProClient`` (see
+            :class:`q2google.gopro.GoProCloudClient`), or any
+            :class:`~q2google.gopro.GoProSource`.
         photos: Google Photos (:class:`q2google.photos.GooglePhotosClient`).
         state_backend: Where checkpoints go.
         settings: Concurrency, batch sizes, ``fail_fast``.
@@ -68,7 +70,9 @@ class GoProToPhotosSync:
 
     def __post_init__(self) -> None:
         """Bind the GoPro side to the shared retry policy and prepare the save lock."""
-        self._library = GoProLibrary(self.gopro)
+        self._source: GoProSource = (
+            self.gopro if isinstance(self.gopro, GoProSource) else GoProLibrary(self.gopro)
+        )
         self._save_lock = asyncio.Lock()
 
     async def _persist_state(self, state: SessionState) -> None:
@@ -152,7 +156,7 @@ class GoProToPhotosSync:
             batch_size=batch_size or self.settings.sync_batch_size,
             album_title=album_title,
         )
-        discovery = DiscoveryStage(self._library, self._persist_state)
+        discovery = DiscoveryStage(self._source, self._persist_state)
         metrics.stage = "discovery"
         await _staged("discovery", state, on_stage_start, on_stage_complete, discovery.run(state))
 
@@ -180,7 +184,7 @@ class GoProToPhotosSync:
         cdn = self.cdn or httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True)
         try:
             transfer = TransferStage(
-                self._library,
+                self._source,
                 self.photos,
                 self._persist_state,
                 cdn,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from q2google.config import Q2GoogleSettings
-from q2google.gopro import GoProCloudClient
+from q2google.gopro import GoProCloudClient, GoProLibrary, SearchPage
 from q2google.photos import GooglePhotosClient
 from q2google.retry import RetryPolicy
 from q2google.sandbox import Sandbox, SandboxLibrary
@@ -88,8 +88,7 @@ async def run_sync(
         photos.policy = photos.api.policy = FAST
         async with photos:
             store = backend or JsonFileBackend(settings.state_dir)
-            sync = GoProToPhotosSync(gp, photos, store, settings)
-            sync._library.policy = FAST
+            sync = GoProToPhotosSync(GoProLibrary(gp, policy=FAST), photos, store, settings)
             if prepare is not None:
                 prepare(sync)
             return await sync.sync_date_range(*window, session_id=session, album_title=album)
@@ -321,16 +320,18 @@ async def test_crash_during_discovery_resumes_at_the_next_page(
     pages: list[int] = []
 
     def small_pages_crash_on_page_2(sync: GoProToPhotosSync) -> None:
-        sync._library.per_page = 5
-        real = sync._library.page
+        library = sync.gopro
+        assert isinstance(library, GoProLibrary)
+        library.per_page = 5
+        real = library.search
 
-        async def page(start: datetime, end: datetime, number: int) -> Any:
+        async def search(start: datetime, end: datetime, number: int) -> SearchPage:
             pages.append(number)
             if number == 2 and pages.count(2) == 1:
                 raise Crash
             return await real(start, end, number)
 
-        sync._library.page = page  # type: ignore[method-assign]
+        library.search = search  # type: ignore[method-assign,assignment]
 
     await expect_crash(run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_page_2))
     assert stored_state(tmp_path).discovery_next_page == 2

@@ -1,165 +1,234 @@
-"""Discovery: list every media of the window, one item per deliverable file.
+"""Discovery: list every media of the window, one item per file, each with its fate decided.
+
+A media's search row decides first: an edit project is skipped, a media still uploading or
+processing in the GoPro cloud is deferred, one whose processing failed is failed. Then its
+download metadata gives its originals (:mod:`q2google.gopro.shapes`), and Google's limits
+(:mod:`q2google.gphotos.limits`) skip what Google Photos would refuse, before any byte moves.
 
 Checkpointed per page (``SessionState.discovery_next_page``), so a crash resumes at the next
-page, not at page one. CDN URLs are resolved here only to learn each media's files; transfer
-resolves them again right before downloading, since they expire.
+page, not at page one. Items left pending (deferred, or put back by ``q2google sessions
+retry``) are described again on every later run; a deferred media is looked up again by its
+capture day, so its readiness is read fresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from q2google.gopro import GoProFile, GoProLibrary
+from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, MediaRow
+from q2google.gopro.shapes import row_verdict
+from q2google.gopro.source import Verdict
+from q2google.gphotos.limits import refusal
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
-from q2google.state.base import make_item_key
+from q2google.state.base import ExclusionKind, make_item_key
 
 logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
 RESOLVE_CONCURRENCY = 8
+GONE_REASON = "gone from the GoPro cloud (deleted by its owner)"
+EXCLUSIONS: dict[Verdict, tuple[ExclusionKind, str]] = {
+    Verdict.SKIP: (ExclusionKind.SKIPPED, "skipped"),
+    Verdict.DEFER: (ExclusionKind.DEFERRED, "not ready in the GoPro cloud yet"),
+    Verdict.GONE: (ExclusionKind.GONE, GONE_REASON),
+}
+"""How each verdict that holds a file back is recorded, and its reason when none is given."""
+T = TypeVar("T")
 
 
 class DiscoveryStage:
     """Fill a session with the items of its capture window.
 
     Args:
-        library: The GoPro cloud.
+        source: The GoPro cloud (or another :class:`~q2google.gopro.GoProSource`).
         persist: Saves a checkpoint of the state.
     """
 
-    def __init__(self, library: GoProLibrary, persist: Persist) -> None:
-        self.library = library
+    def __init__(self, source: GoProSource, persist: Persist) -> None:
+        self.source = source
         self.persist = persist
+        self._limit = asyncio.Semaphore(RESOLVE_CONCURRENCY)
 
     async def run(self, state: SessionState) -> None:
         """Discover from ``state.discovery_next_page`` to the last page; mark the stage done.
 
-        Then resolve again the media of items put back to pending (``q2google sessions
-        retry``), so a media whose files could not be described gets another chance.
+        Then describe again the media of items still pending (deferred ones, or failed ones
+        put back by ``q2google sessions retry``).
+
+        Raises:
+            GoProAuthError: The GoPro token was refused (the state is saved).
+            TryLaterError: The GoPro cloud kept failing (the state is saved).
         """
         if state.stages[StageName.DISCOVERY] is not StageStatus.COMPLETED:
-            await self._page_through(state)
-        await self._rediscover(state)
+            await self._page_through(state)  # what it defers is fresh: not asked again now
+        else:
+            await self._rediscover(state)
 
     async def _page_through(self, state: SessionState) -> None:
         start = datetime.fromisoformat(state.start_date_iso)
         end = datetime.fromisoformat(state.end_date_iso)
         state.set_stage(StageName.DISCOVERY, StageStatus.RUNNING)
         await self.persist(state)
-        limit = asyncio.Semaphore(RESOLVE_CONCURRENCY)
         while True:
-            rows, total_pages = await self.library.page(start, end, state.discovery_next_page)
-            if not rows:
+            page = await self.source.search(start, end, state.discovery_next_page)
+            if not page.rows:
                 break
-            resolved = await asyncio.gather(*(self._resolve(str(row.id), limit) for row in rows))
-            for row, files in zip(rows, resolved, strict=True):
-                self._add_items(state, row, files)
+            described = await all_of(self._describe(row) for row in page.rows)
+            for row, files in zip(page.rows, described, strict=True):
+                merge(state, row, files)
             state.discovery_next_page += 1
             await self.persist(state)
             logger.info(
                 "discovered page %d of %d (%d items so far)",
                 state.discovery_next_page - 1,
-                total_pages,
+                page.total_pages,
                 len(state.items),
             )
-            if state.discovery_next_page > total_pages:
+            if state.discovery_next_page > page.total_pages:
                 break
         state.set_stage(StageName.DISCOVERY, StageStatus.COMPLETED)
         await self.persist(state)
 
-    async def _resolve(
-        self, media_id: str, limit: asyncio.Semaphore
-    ) -> list[GoProFile] | Exception:
-        async with limit:
+    async def _describe(self, row: MediaRow) -> list[GoProFile] | str:
+        """The media's files, each with its verdict, or why it cannot be described.
+
+        GoPro's token being refused, or the cloud failing past every retry, stops the stage.
+        """
+        verdict, reason = row_verdict(row)
+        if verdict is not Verdict.DELIVER:
+            return [GoProFile(row.media_id, 0, row.filename, verdict=verdict, reason=reason)]
+        async with self._limit:
             try:
-                return await self.library.files(media_id)
-            except Exception as error:  # recorded on the item, not fatal to discovery
-                return error
+                files = await self.source.files(row.media_id, row.type)
+            except MediaGoneError:
+                return [GoProFile(row.media_id, 0, row.filename, verdict=Verdict.GONE)]
+            except GoProAnswerError as error:
+                return str(error)
+        single = len(files) == 1
+        return [_within_google_limits(entry, row.file_size if single else None) for entry in files]
 
     async def _rediscover(self, state: SessionState) -> None:
-        """Describe again the media of items whose discovery is pending after a retry."""
+        """Describe again the media whose items are pending discovery."""
         waiting: dict[str, list[ItemState]] = {}
         for item in state.items.values():
             if item.discovery_status is StageStatus.PENDING:
                 waiting.setdefault(item.media_id, []).append(item)
         if not waiting:
             return
-        limit = asyncio.Semaphore(RESOLVE_CONCURRENCY)
-        resolved = await asyncio.gather(*(self._resolve(media, limit) for media in waiting))
-        for (media_id, items), files in zip(waiting.items(), resolved, strict=True):
-            if isinstance(files, Exception) or not files:
+        rows = await self._fresh_rows(waiting.values())
+        found = [media_id for media_id in waiting if media_id in rows]
+        described = await all_of(self._describe(rows[media_id]) for media_id in found)
+        for media_id, files in zip(found, described, strict=True):
+            merge(state, rows[media_id], files)
+        for media_id, items in waiting.items():
+            if media_id not in rows:
                 for item in items:
-                    _fail(item, _reason(files))
-                continue
-            for entry in files:
-                known = state.items.get(make_item_key(media_id, entry.file_index))
-                if known is None:
-                    state.add_item(
-                        _described(
-                            entry, media_type=items[0].media_type, captured_at=items[0].captured_at
-                        )
-                    )
-                elif known.discovery_status is StageStatus.PENDING:
-                    known.file_name, known.download_url = entry.file_name, entry.url
-                    known.discovery_status = StageStatus.COMPLETED
-                    known.clear_error(StageName.DISCOVERY)
-            for item in items:
-                if item.discovery_status is StageStatus.PENDING:  # not offered any more
-                    _fail(item, "no longer offered by the GoPro cloud")
+                    item.exclude(ExclusionKind.GONE, GONE_REASON)
         await self.persist(state)
         logger.info("described again the files of %d media", len(waiting))
 
-    @staticmethod
-    def _add_items(state: SessionState, row: Any, files: list[GoProFile] | Exception) -> None:
-        media_id = str(row.id)
-        captured = getattr(row, "captured_at", None)
-        common = {
-            "media_type": getattr(row, "type", None),
-            "captured_at": captured.isoformat() if captured else None,
-        }
-        if isinstance(files, Exception) or not files:
-            key = make_item_key(media_id, 0)
-            if key in state.items:
-                return
-            item = ItemState(
-                media_id=media_id, file_name=str(getattr(row, "filename", "") or media_id), **common
+    async def _fresh_rows(self, waiting: Iterable[list[ItemState]]) -> dict[str, MediaRow]:
+        """Search rows of the waiting media, read again from the cloud (readiness changes).
+
+        Each capture day of a waiting media is searched once; a media with no known capture
+        time keeps what its items know of it.
+        """
+        rows: dict[str, MediaRow] = {}
+        days: set[datetime] = set()
+        for items in waiting:
+            first = items[0]
+            if first.captured_at:
+                moment = datetime.fromisoformat(first.captured_at)
+                days.add(moment.replace(hour=0, minute=0, second=0, microsecond=0))
+            else:
+                rows[first.media_id] = MediaRow(
+                    first.media_id, first.media_type or "", first.file_name
+                )
+        for day in sorted(days):
+            number, pages = 1, 1
+            while number <= pages:
+                page = await self.source.search(day, day + timedelta(days=1), number)
+                rows.update((row.media_id, row) for row in page.rows)
+                number, pages = number + 1, page.total_pages
+        return rows
+
+
+def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> None:
+    """Record a described media in the session.
+
+    New files become items; items still pending discovery take what was learnt; items
+    already described are left as they are (a page read again after a crash).
+
+    Args:
+        state: The session.
+        row: The media's search row.
+        files: Its files with their verdicts, or why it could not be described.
+    """
+    common = {
+        "media_type": row.type or None,
+        "captured_at": row.captured_at.isoformat() if row.captured_at else None,
+    }
+    if isinstance(files, str):
+        files = [GoProFile(row.media_id, 0, row.filename, verdict=Verdict.FAIL, reason=files)]
+    for entry in files:
+        key = make_item_key(entry.media_id, entry.file_index)
+        item = state.items.get(key)
+        if item is None:
+            item = state.add_item(
+                ItemState(
+                    media_id=entry.media_id,
+                    file_index=entry.file_index,
+                    file_name=entry.file_name,
+                    **common,
+                )
             )
-            _fail(item, _reason(files))
-            state.add_item(item)
-            return
-        for entry in files:
-            key = make_item_key(media_id, entry.file_index)
-            if key in state.items:  # a page re-read after a crash
-                continue
-            state.add_item(_described(entry, **common))
+        elif item.discovery_status is not StageStatus.PENDING:
+            continue
+        _describe_item(item, entry)
 
 
-def _described(entry: GoProFile, *, media_type: str | None, captured_at: str | None) -> ItemState:
-    """A new item for one deliverable file, its discovery done."""
-    return ItemState(
-        media_id=entry.media_id,
-        file_index=entry.file_index,
-        file_name=entry.file_name,
-        download_url=entry.url,
-        discovery_status=StageStatus.COMPLETED,
-        media_type=media_type,
-        captured_at=captured_at,
-    )
+def _describe_item(item: ItemState, entry: GoProFile) -> None:
+    """Bring an item pending discovery up to what the cloud says of its file."""
+    item.file_name = entry.file_name
+    item.download_url = entry.url
+    if entry.verdict is Verdict.DELIVER:
+        item.exclusion = None
+        item.discovery_status = StageStatus.COMPLETED
+        item.clear_error(StageName.DISCOVERY)
+    elif entry.verdict in EXCLUSIONS:
+        kind, default_reason = EXCLUSIONS[entry.verdict]
+        if kind is not ExclusionKind.DEFERRED:
+            item.discovery_status = StageStatus.COMPLETED
+        item.exclude(kind, entry.reason or default_reason)
+    else:
+        item.exclusion = None
+        item.discovery_status = StageStatus.FAILED
+        item.transfer_status = item.create_status = StageStatus.SKIPPED
+        item.record_error(
+            ErrorRecord(stage=StageName.DISCOVERY, message=entry.reason or "cannot be described")
+        )
 
 
-def _reason(files: list[GoProFile] | Exception) -> str:
-    """Why a media yielded no item to transfer."""
-    if isinstance(files, Exception):
-        return f"download metadata: {type(files).__name__}"
-    return "no downloadable file"
+def _within_google_limits(entry: GoProFile, size: int | None) -> GoProFile:
+    """Turn a deliverable file Google Photos would refuse into a skipped one."""
+    if entry.verdict is not Verdict.DELIVER:
+        return entry
+    refused = refusal(entry.file_name, size)
+    return entry if refused is None else replace(entry, verdict=Verdict.SKIP, reason=refused)
 
 
-def _fail(item: ItemState, reason: str) -> None:
-    """Mark an item's discovery failed (nothing to transfer or create) and say why."""
-    item.discovery_status = StageStatus.FAILED
-    item.transfer_status = item.create_status = StageStatus.SKIPPED
-    item.record_error(ErrorRecord(stage=StageName.DISCOVERY, message=reason))
+async def all_of(work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Await every coroutine concurrently; the first to raise cancels the others and its
+    exception is raised as it is (not in an ``ExceptionGroup``)."""
+    tasks: list[asyncio.Task[T]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in work]
+    except BaseExceptionGroup as errors:
+        raise errors.exceptions[0] from None
+    return [task.result() for task in tasks]

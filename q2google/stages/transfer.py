@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,20 +18,22 @@ from dataclasses import dataclass, field
 import httpx
 
 from q2google.errors import Q2GoogleError
-from q2google.gopro import GoProLibrary
-from q2google.gphotos.models import GoogleAPIError, GoogleAuthError
+from q2google.gopro import GoProAnswerError, GoProSource, MediaGoneError, Verdict
+from q2google.gphotos.limits import mime_type, refusal
+from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
 from q2google.retry import (
+    DEFAULT_POLICY,
     RETRYABLE_STATUSES,
-    QuotaExhaustedError,
     RetryableStatusError,
     RetryPolicy,
     is_transient,
     parse_retry_after,
 )
-from q2google.sessions import COMPLETED, FAILED, item_outcome
+from q2google.sessions import COMPLETED, DEFERRED, FAILED, GONE, SKIPPED, item_outcome
+from q2google.stages.discovery import GONE_REASON
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
-from q2google.state.base import utc_now_iso
+from q2google.state.base import ExclusionKind, utc_now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,20 @@ class IncompleteBodyError(ConnectionError):
 
 
 class PermanentItemError(Exception):
-    """This item cannot be transferred (gone from GoPro, refused by Google)."""
+    """This item cannot be transferred (refused by Google, unreadable on the CDN)."""
+
+
+class SetAsideError(Exception):
+    """This item is held back on purpose: skipped, deferred or gone (not a failure).
+
+    Attributes:
+        kind: Skipped, deferred or gone.
+        reason: One line for a person.
+    """
+
+    def __init__(self, kind: ExclusionKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
 
 
 @dataclass
@@ -63,6 +77,9 @@ class SyncTransferMetrics:
         files_sent: Files whose bytes are in Google (uploaded, or already in the library).
         files_done: Files in Google Photos (created by this session or an earlier one).
         files_failed: Files that failed for good in this run.
+        files_skipped: Files skipped on purpose (not originals, refused by Google's limits).
+        files_deferred: Files waiting for the GoPro cloud to finish processing them.
+        files_gone: Files deleted from the GoPro cloud after discovery.
         in_flight: File names being transferred now, by item key.
         bytes_downloaded: CDN bytes received in this run.
         bytes_uploaded: Bytes of files whose upload finished in this run.
@@ -76,12 +93,24 @@ class SyncTransferMetrics:
     files_sent: int = 0
     files_done: int = 0
     files_failed: int = 0
+    files_skipped: int = 0
+    files_deferred: int = 0
+    files_gone: int = 0
     in_flight: dict[str, str] = field(default_factory=dict)
     bytes_downloaded: int = 0
     bytes_uploaded: int = 0
     seconds_downloading: float = 0.0
     seconds_uploading: float = 0.0
     seconds_transfer_wall: float = 0.0
+
+    def count_aside(self, kind: ExclusionKind) -> None:
+        """Count one more file held back on purpose."""
+        if kind is ExclusionKind.SKIPPED:
+            self.files_skipped += 1
+        elif kind is ExclusionKind.DEFERRED:
+            self.files_deferred += 1
+        else:
+            self.files_gone += 1
 
     def count(self, state: SessionState) -> None:
         """Recount the file counters from the session."""
@@ -94,33 +123,39 @@ class SyncTransferMetrics:
         )
         self.files_done = outcomes.count(COMPLETED)
         self.files_failed = outcomes.count(FAILED)
+        self.files_skipped = outcomes.count(SKIPPED)
+        self.files_deferred = outcomes.count(DEFERRED)
+        self.files_gone = outcomes.count(GONE)
 
 
 class TransferStage:
     """Move the bytes of every pending item from the GoPro CDN to Google.
 
     Args:
-        library: The GoPro cloud (to resolve fresh CDN URLs).
+        source: The GoPro cloud (to resolve fresh CDN URLs).
         photos: Google Photos.
         persist: Saves a checkpoint.
         cdn: HTTP client for the CDN.
         concurrency: Items in flight.
+        policy: Retry policy of CDN size checks.
     """
 
     def __init__(
         self,
-        library: GoProLibrary,
+        source: GoProSource,
         photos: GooglePhotoLibraryPort,
         persist: Persist,
         cdn: httpx.AsyncClient,
         *,
         concurrency: int = 4,
+        policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
-        self.library = library
+        self.source = source
         self.photos = photos
         self.persist = persist
         self.cdn = cdn
         self.concurrency = concurrency
+        self.policy = policy
 
     async def run(
         self,
@@ -133,7 +168,8 @@ class TransferStage:
         """Transfer every item whose bytes are not yet in Google; hand each to ``on_uploaded``.
 
         Raises:
-            QuotaExhaustedError, GoogleAuthError: The run cannot go on now.
+            Q2GoogleError: The run cannot go on now (a quota, a refused token, a cloud that
+                keeps failing); the items in flight are saved as still to do.
             PermanentItemError: With ``fail_fast``, the first item that failed for good.
         """
         metrics = metrics or SyncTransferMetrics()
@@ -193,9 +229,15 @@ class TransferStage:
                     if refresh == URL_REFRESHES:
                         raise PermanentItemError("the CDN keeps refusing fresh URLs") from None
                     logger.debug("CDN URL of %s expired; resolving it again", item.item_key)
-        except (QuotaExhaustedError, GoogleAuthError):
-            item.transfer_status = StageStatus.PENDING
+        except SetAsideError as aside:
+            item.exclude(aside.kind, aside.reason)
+            metrics.count_aside(aside.kind)
             await self.persist(state)
+            logger.info("%s: %s (%s)", item.file_name, aside.kind.value, aside.reason)
+            return False
+        except (Q2GoogleError, asyncio.CancelledError):
+            item.transfer_status = StageStatus.PENDING  # quota, token, outage: still to do
+            await asyncio.shield(self.persist(state))
             raise
         except (
             PermanentItemError,
@@ -254,7 +296,7 @@ class TransferStage:
             source,
             size=item.size_bytes,
             file_name=item.file_name,
-            mime_type=mimetypes.guess_type(item.file_name)[0] or "application/octet-stream",
+            mime_type=mime_type(item.file_name),
             upload_url=item.upload_url,
             on_progress=progress,
         )
@@ -285,7 +327,8 @@ class TransferStage:
             if got.status_code == 403:
                 raise CdnUrlExpiredError
             if got.status_code == 404:
-                raise PermanentItemError("the file is gone from the GoPro CDN")
+                await self._resolve(item)  # gone from the cloud: set aside as such
+                raise PermanentItemError("the GoPro CDN no longer has the file")
             if got.status_code in RETRYABLE_STATUSES:
                 raise RetryableStatusError(
                     "CDN download",
@@ -296,17 +339,31 @@ class TransferStage:
         raise CdnUrlExpiredError  # pragma: no cover - the loop returns or raises
 
     async def _resolve(self, item: ItemState) -> None:
-        """Fetch a fresh signed URL for the item and its size."""
-        files = await self.library.files(item.media_id)
-        matches = [entry for entry in files if entry.file_index == item.file_index]
-        if not matches:
-            raise PermanentItemError("the file is no longer in the GoPro library")
-        url = matches[0].url
-        item.size_bytes = await self._size(url)
-        item.download_url = url
+        """Fetch a fresh signed URL for the item and its size; set it aside if it must be.
 
-    async def _size(self, url: str) -> int:
-        return await cdn_file_size(self.cdn, url, self.library.policy)
+        Raises:
+            SetAsideError: The media is gone, not ready, or over Google's limits.
+            PermanentItemError: The cloud no longer describes this file as deliverable.
+        """
+        try:
+            files = await self.source.files(item.media_id, item.media_type)
+        except MediaGoneError:
+            raise SetAsideError(ExclusionKind.GONE, GONE_REASON) from None
+        except GoProAnswerError as error:
+            raise PermanentItemError(str(error)) from None
+        entry = next((entry for entry in files if entry.file_index == item.file_index), None)
+        if entry is None:
+            raise SetAsideError(ExclusionKind.GONE, "the GoPro cloud no longer lists this file")
+        if entry.verdict is Verdict.DEFER:
+            raise SetAsideError(ExclusionKind.DEFERRED, entry.reason or "not ready yet")
+        if entry.verdict is not Verdict.DELIVER or entry.url is None:
+            raise PermanentItemError(entry.reason or "no longer deliverable")
+        size = await cdn_file_size(self.cdn, entry.url, self.policy)
+        refused = refusal(item.file_name, size)
+        if refused is not None:  # found before a byte moves
+            raise SetAsideError(ExclusionKind.SKIPPED, refused)
+        item.size_bytes = size
+        item.download_url = entry.url
 
 
 async def cdn_file_size(cdn: httpx.AsyncClient, url: str, policy: RetryPolicy) -> int:

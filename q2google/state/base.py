@@ -193,6 +193,33 @@ class ErrorRecord(BaseModel):
         return value
 
 
+class ExclusionKind(StrEnum):
+    """Why a file is held back from Google Photos on purpose (not a failure)."""
+
+    SKIPPED = "skipped"
+    """Never delivered: not a camera original, or a file Google Photos does not accept."""
+    DEFERRED = "deferred"
+    """Not ready in the GoPro cloud yet: a later run of the session looks again."""
+    GONE = "gone"
+    """Deleted from the GoPro cloud after it was discovered."""
+
+
+class Exclusion(BaseModel):
+    """A file held back on purpose, and why, kept so that it stays visible.
+
+    Attributes:
+        kind: Skipped, deferred or gone.
+        reason: One line for a person ("an edit made in the GoPro app...").
+        occurred_at: When it was decided (ISO 8601, UTC).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ExclusionKind
+    reason: str
+    occurred_at: str = Field(default_factory=utc_now_iso)
+
+
 class ItemState(_Record):
     """Progress of one GoPro file through discovery, transfer and create.
 
@@ -217,6 +244,7 @@ class ItemState(_Record):
         batch_index: The create batch the item was put in.
         attempts: How many times the item's current stage was tried.
         errors: Last error per stage.
+        exclusion: Why the file is skipped, deferred or gone, when it is.
     """
 
     item_key: str = Field(default="", min_length=1, frozen=True)
@@ -239,6 +267,7 @@ class ItemState(_Record):
     batch_index: int | None = Field(default=None, ge=0)
     attempts: int = Field(default=0, ge=0)
     errors: dict[StageName, ErrorRecord] = Field(default_factory=dict)
+    exclusion: Exclusion | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -258,6 +287,20 @@ class ItemState(_Record):
         """Forget the last error of ``stage``, if any."""
         if stage in self.errors:
             self.errors = {name: err for name, err in self.errors.items() if name != stage}
+
+    def exclude(self, kind: ExclusionKind, reason: str) -> None:
+        """Hold the file back on purpose, and set its stages to match.
+
+        Skipped and gone files have nothing left to transfer or create; a deferred file goes
+        back to discovery, which describes it again on a later run.
+        """
+        self.exclusion = Exclusion(kind=kind, reason=reason)
+        if kind is ExclusionKind.DEFERRED:
+            self.discovery_status = StageStatus.PENDING
+            self.transfer_status = self.create_status = StageStatus.PENDING
+        else:
+            self.transfer_status = self.create_status = StageStatus.SKIPPED
+        self.upload_url, self.upload_offset = None, 0
 
 
 class BatchState(_Record):
