@@ -41,7 +41,8 @@ def main() -> None:
             body = http.get(
                 "/media/bigvideo/download", headers={"Cookie": f"gp_access_token={token}"}
             ).json()
-            url = body["_embedded"]["variations"][0]["url"]
+            variations = body["_embedded"]["variations"]
+            url = next(v["url"] for v in variations if v["label"] == "source")
             idle = _peak_rss_mib(served.pid)
             digest, size, started = hashlib.sha256(), 0, time.perf_counter()
             with http.stream("GET", url) as response:

@@ -35,7 +35,7 @@ async def run(env: dict[str, str], chunk: int) -> None:
                 f"{base}/media/bigvideo/download", headers={"Cookie": f"gp_access_token={token}"}
             )
         ).json()
-        variation = meta["_embedded"]["variations"][0]
+        variation = next(v for v in meta["_embedded"]["variations"] if v["label"] == "source")
         url = variation["url"]
         size = int((await http.head(url)).headers["content-length"])
 

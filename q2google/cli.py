@@ -148,7 +148,7 @@ def _report_run(summary: RunSummary, as_json: bool) -> None:
         counts = summary.by_status
         others = {name: count for name, count in counts.items() if name != "completed"}
         typer.echo(
-            f"session {summary.session_id}: {counts.get('completed', 0)} of {summary.files} "
+            f"session {summary.session_id}: {counts.get('completed', 0)} of {summary.to_deliver} "
             f"files in Google Photos"
             + (", " + _counts(others) if any(others.values()) else "")
             + f"; {human_bytes(summary.bytes_uploaded)} sent in {summary.seconds:.1f} s"
@@ -285,7 +285,7 @@ def sessions_list(as_json: AsJson = False) -> None:
     import json
 
     from q2google.progress import human_bytes
-    from q2google.sessions import catalogue, list_sessions
+    from q2google.sessions import catalogue, list_sessions, to_deliver
     from q2google.state import build_backend
 
     backend, ids = catalogue(build_backend(_settings()))
@@ -306,7 +306,7 @@ def sessions_list(as_json: AsJson = False) -> None:
                 summary.session_id,
                 summary.status,
                 f"{summary.window['start']}..{summary.window['end']}",
-                f"{summary.by_status['completed']}/{summary.files}",
+                f"{summary.by_status['completed']}/{to_deliver(summary.files, summary.by_status)}",
                 str(summary.by_status["failed"]),
                 human_bytes(summary.bytes_total),
                 summary.updated_at[:16].replace("T", " "),

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Any
 
-from q2google.stages.transfer import SyncTransferMetrics
+from q2google.stages.metrics import SyncTransferMetrics
 
 if TYPE_CHECKING:
     from types import TracebackType

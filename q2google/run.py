@@ -20,12 +20,13 @@ from q2google.auth import require_gopro, require_ready
 from q2google.config import Q2GoogleSettings
 from q2google.errors import Q2GoogleError
 from q2google.gopro import GoProCloudClient, GoProLibrary, MediaGoneError
+from q2google.gopro.shapes import GONE_REASON
 from q2google.gphotos.limits import refusal
 from q2google.photos import GooglePhotosClient
 from q2google.progress import ProgressDisplay, ProgressMode
 from q2google.retry import RetryableStatusError, TryLaterError, describe, is_transient
-from q2google.sessions import COMPLETED, WAITING, last_error, reset_failed, summarize
-from q2google.stages.discovery import GONE_REASON, DiscoveryStage
+from q2google.sessions import COMPLETED, WAITING, last_error, reset_failed, summarize, to_deliver
+from q2google.stages.discovery import DiscoveryStage
 from q2google.stages.transfer import CdnUrlExpiredError, PermanentItemError, cdn_file_size
 from q2google.state import (
     DeliveryLedger,
@@ -71,6 +72,11 @@ class RunSummary:
     held_back: list[dict[str, str]] = field(default_factory=list)
     retried: int = 0
     stopped_early: bool = False
+
+    @property
+    def to_deliver(self) -> int:
+        """Files that belong in Google Photos: all but the skipped and the gone."""
+        return to_deliver(self.files, self.by_status)
 
     @property
     def ok(self) -> bool:
@@ -142,10 +148,6 @@ def _service_errors() -> Iterator[None]:
             raise TryLaterError(
                 f"the GoPro cloud kept failing ({describe(error)}); progress is saved: run the "
                 "same command again later"
-            ) from None
-        if getattr(error, "status", None) == 401:
-            raise Q2GoogleError(
-                "the GoPro cloud refused GP_ACCESS_TOKEN: export a fresh one"
             ) from None
         raise
 

@@ -50,6 +50,11 @@ def item_outcome(item: ItemState) -> str:
     return FAILED if StageStatus.FAILED in statuses else PENDING
 
 
+def to_deliver(files: int, by_status: dict[str, int]) -> int:
+    """Files that belong in Google Photos: all but the skipped and the gone."""
+    return files - by_status.get(SKIPPED, 0) - by_status.get(GONE, 0)
+
+
 def last_error(item: ItemState) -> str:
     """The item's most recent error message (``"failed"`` when none was recorded)."""
     if not item.errors:

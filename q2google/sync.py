@@ -24,7 +24,8 @@ from q2google.gphotos.models import MediaItemBatchCreateResponse
 from q2google.photos import GooglePhotoLibraryPort
 from q2google.stages.create import CreateStage
 from q2google.stages.discovery import DiscoveryStage
-from q2google.stages.transfer import SyncTransferMetrics, TransferStage
+from q2google.stages.metrics import SyncTransferMetrics
+from q2google.stages.transfer import TransferStage
 from q2google.state import (
     DeliveryLedger,
     ItemState,
@@ -220,6 +221,7 @@ class GoProToPhotosSync:
                 await cdn.aclose()
         created = all(
             item.create_status in (StageStatus.COMPLETED, StageStatus.SKIPPED)
+            or item.exclusion is not None  # held back on purpose: not the create stage's doing
             for item in state.items.values()
         )
         state.set_stage(StageName.CREATE, StageStatus.COMPLETED if created else StageStatus.FAILED)

@@ -49,8 +49,9 @@ def test_failed_files_are_listed_shown_retried_and_the_session_deleted(
 
     shown = q2google("sessions", "show", "trip", env=user_env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert f"files    {total}: 0 completed, {total} failed, 0 pending" in shown.stdout
-    assert f"create   {total} failed" in shown.stdout
+    shown_files = f"files    {total + 1}: 0 completed, {total} failed, 1 skipped"  # + an edit
+    assert shown_files in shown.stdout
+    assert f"create    {total} failed, 1 skipped" in shown.stdout
     assert f"failed files ({total}):" in shown.stdout
     assert "create: Internal error: try again later." in shown.stdout
     as_json = json.loads(q2google("sessions", "show", "trip", "--json", env=user_env).stdout)
@@ -64,7 +65,14 @@ def test_failed_files_are_listed_shown_retried_and_the_session_deleted(
     summary = json.loads(retried.stdout)
     assert summary["retried"] == total
     assert summary["status"] == "completed"
-    assert summary["by_status"] == {"completed": total, "failed": 0, "pending": 0}
+    assert summary["by_status"] == {
+        "completed": total,
+        "failed": 0,
+        "pending": 0,
+        "skipped": 1,  # the demo library's edit project
+        "deferred": 0,
+        "gone": 0,
+    }
     assert sandbox.stats.upload_bytes_received == sent_before, "tokens were reused, no resend"
     assert [item["createCalls"] for item in sandbox.snapshot()["mediaItems"]] == [1] * total
 
@@ -95,14 +103,14 @@ def test_retry_describes_again_a_media_discovery_could_not(
     sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     burst = next(media for media in sandbox.library.media if len(media.deliverables) > 1)
-    hidden = sandbox.library._by_id.pop(burst.media_id)  # listed, but its download 404s
+    total = len(sandbox.library.deliverables())
+    sandbox.set_ready(burst.media_id, "failure")  # the GoPro cloud failed to process it
     code, out, err = _sync(user_env, tmp_path, "gap")
     assert code == 1, err
-    assert "discovery: download metadata" in out
-    total = len(sandbox.library.deliverables())
+    assert "discovery: processing failed in the GoPro cloud" in out
     assert len(sandbox.snapshot()["mediaItems"]) == total - len(burst.deliverables)
 
-    sandbox.library._by_id[burst.media_id] = hidden
+    sandbox.set_ready(burst.media_id)  # processed again, now ready
     retried = q2google("sessions", "retry", "gap", env=user_env, cwd=tmp_path)
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert "retried 1 failed files" in retried.stdout

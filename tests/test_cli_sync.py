@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from q2google.sandbox import Sandbox
+from q2google.sandbox import Sandbox, SandboxLibrary
 from tests.cli import q2google, state_snapshot
 
 WINDOW = ("--start", "2023-01-01", "--end", "2024-12-31")
@@ -51,7 +51,14 @@ def test_sync_then_resume_then_nothing_left(
     again = q2google("sync", "--session", "trip", "--json", env=user_env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
-    assert summary["by_status"] == {"completed": total, "failed": 0, "pending": 0}
+    assert summary["by_status"] == {
+        "completed": total,
+        "failed": 0,
+        "pending": 0,
+        "skipped": 1,  # the demo library's edit project
+        "deferred": 0,
+        "gone": 0,
+    }
     assert summary["failures"] == []
     assert sandbox.stats.upload_bytes_received == sent
 
@@ -242,7 +249,10 @@ def test_a_terminal_gets_the_rich_display(tmp_path: Path) -> None:
     assert "\x1b[" in screen, "terminal control sequences: a live display"
     assert "━" in screen
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
-    assert re.search(r"done .* 16/16 files uploaded 16\.7 MiB sent", plain), plain[-2000:]
+    total = len(SandboxLibrary.demo().deliverables())
+    assert re.search(rf"done .* {total}/{total} files uploaded [\d.]+ MiB sent", plain), plain[
+        -2000:
+    ]
     assert "ETA" in screen
     assert "q2google: session" not in screen, "no plain lines on a terminal"
 
@@ -279,7 +289,7 @@ def test_sync_and_sessions_on_mongodb(
     total = len(sandbox.library.deliverables())
     listed = json.loads(q2google("sessions", "list", "--json", env=env).stdout)
     assert [(s["session_id"], s["status"], s["files"]) for s in listed] == [
-        ("m1", "completed", total)
+        ("m1", "completed", total + 1)  # the demo's edit project is a file too, skipped
     ]
     assert q2google("sessions", "delete", "m1", "--yes", env=env).returncode == 0
     assert json.loads(q2google("sessions", "list", "--json", env=env).stdout) == []

@@ -62,7 +62,7 @@ def file(name: str, number: int = 1, **extra: Any) -> dict[str, Any]:
 
 
 def variation(name: str, label: str, number: int | None = None, **extra: Any) -> dict[str, Any]:
-    entry = {
+    entry: dict[str, Any] = {
         "url": CDN.format(name),
         "head": "",
         "label": label,

@@ -11,22 +11,23 @@ import pytest
 from q2google.sandbox import FaultConfig, Sandbox
 from q2google.sandbox.google import GRANULARITY
 from tests.test_sandbox_google import create, query, raw_upload, send, start_upload
+from tests.test_sandbox_gopro import download_json, entry_urls
 
 
 def _cdn_url(http: httpx.Client, sandbox: Sandbox) -> str:
+    """The CDN URL of the first chapter of a video (over 2 MiB in the demo library)."""
     media = next(m for m in sandbox.library.media if m.type == "Video")
-    body = http.get(
-        f"/media/{media.media_id}/download",
-        headers={"Cookie": f"gp_access_token={sandbox.gopro_token}"},
-    ).json()
-    return str(body["_embedded"]["variations"][0]["url"])
+    urls = entry_urls(download_json(http, sandbox, media.media_id))
+    return urls[media.originals[0].asset_id]
 
 
 def test_fault_spec_parsing() -> None:
     config = FaultConfig.parse(
         "5xx=0.1,429=0.05,reset=0.2,token-ttl=3,bandwidth=10MiB,seed=4,"
-        "quota=100,latency=0.01,item-failure=0.3,url-ttl=60"
+        "quota=100,latency=0.01,item-failure=0.3,url-ttl=60,gopro-token-ttl=5"
     )
+    assert config.gopro_token_ttl_seconds == 5.0
+    assert FaultConfig().gopro_token_ttl_seconds is None
     assert config.server_error_rate == 0.1
     assert config.rate_limit_rate == 0.05
     assert config.reset_rate == 0.2

@@ -8,6 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -193,6 +194,27 @@ def test_raw_upload_and_identical_bytes_are_one_item(
     assert len(ids) == 1
     (item,) = sandbox.snapshot()["mediaItems"]
     assert item["createCalls"] == 2
+
+
+@pytest.mark.parametrize("name", ["Ski 🎿.JPG", "海边日落.JPG", "GOPR0001.JPG"])
+def test_upload_file_names_are_percent_decoded(
+    sandbox: Sandbox, http: httpx.Client, bearer: dict[str, str], name: str
+) -> None:
+    response = http.post(
+        "/v1/uploads",
+        content=b"bytes of " + name.encode(),
+        headers={
+            **bearer,
+            "X-Goog-Upload-Protocol": "raw",
+            "X-Goog-Upload-Content-Type": "image/jpeg",
+            "X-Goog-Upload-File-Name": quote(name),
+        },
+    )
+    body = {"newMediaItems": [{"simpleMediaItem": {"uploadToken": response.text}}]}
+    created = http.post("/v1/mediaItems:batchCreate", json=body, headers=bearer)
+    assert created.status_code == 200, created.text
+    (item,) = sandbox.snapshot()["mediaItems"]
+    assert item["filename"] == name
 
 
 def test_batch_create_takes_1_to_50_items(http: httpx.Client, bearer: dict[str, str]) -> None:

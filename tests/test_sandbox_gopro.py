@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import pydantic
 import pytest
+from gopro_api.api.models import DEFAULT_PROCESSING_STATES
 
 from q2google.config import Q2GoogleSettings
 from q2google.gopro import GoProCloudClient
@@ -19,8 +23,19 @@ WIDE = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
 MIXED = SandboxLibrary.generated(
     photos=23,
     videos=3,
+    chaptered=2,
     bursts=2,
+    continuous=1,
     timelapses=2,
+    timelapse_videos=2,
+    renamed=4,
+    unnamed=2,
+    edits=2,
+    unready=3,
+    no_source=1,
+    unsupported=1,
+    oversize_photos=1,
+    oversize_videos=1,
     frames=6,
     photo_size=64 * 1024,
     video_size=2 * MIB,
@@ -34,32 +49,57 @@ def _client(sandbox: Sandbox, **kwargs: object) -> GoProCloudClient:
     return GoProCloudClient.from_settings(settings, access_token=sandbox.gopro_token, **kwargs)
 
 
-@pytest.mark.sandbox(library=MIXED)
-def test_gopro_api_lists_every_media_across_pages_and_resolves_every_file(
-    sandbox: Sandbox,
-) -> None:
-    async def collect() -> tuple[list[str], dict[str, list[str]]]:
-        async with _client(sandbox, page_size=7, max_items=10_000) as client:
-            rows = await client.list_media_items(*WIDE)
-            urls = {}
-            for row in rows:
-                download = await client.download(row.id)
-                embedded = download.embedded
-                urls[row.id] = [f.url for f in embedded.files] or [
-                    v.url for v in embedded.variations if v.label == "source"
-                ]
-            return [row.id for row in rows], urls
+def download_json(http: httpx.Client, sandbox: Sandbox, media_id: str) -> dict[str, Any]:
+    """The ``/media/{id}/download`` answer as plain JSON, asked with gopro-api's cookie."""
+    cookie = {"Cookie": f"gp_access_token={sandbox.gopro_token}"}
+    response = http.get(f"/media/{media_id}/download", headers=cookie)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
-    ids, urls = asyncio.run(collect())
-    assert sorted(ids) == sorted(media.media_id for media in MIXED.media)
-    assert sandbox.stats.requests["gopro"] >= 30 // 7 + len(MIXED.media)
-    with httpx.Client(timeout=30) as http:
-        for media in MIXED.media:
-            expected = [asset.sha256() for asset in media.deliverables]
-            got = [
-                hashlib.sha256(http.get(url).content).hexdigest() for url in urls[media.media_id]
-            ]
-            assert got == expected, media.media_id
+
+def asset_id_of(url: str) -> str:
+    """The sandbox asset a CDN URL serves (``/cdn/<asset_id>/...``)."""
+    return urlsplit(url).path.split("/")[2]
+
+
+def entry_urls(answer: dict[str, Any]) -> dict[str, str]:
+    """Every URL of a download answer (files, variations, sidecars, sprites) by asset id."""
+    embedded = answer["_embedded"]
+    urls = [
+        entry["url"] for key in ("files", "variations", "sidecar_files") for entry in embedded[key]
+    ]
+    urls += [url for sprite in embedded["sprites"] for url in sprite["urls"]]
+    return {asset_id_of(url): url for url in urls}
+
+
+@pytest.mark.sandbox(library=MIXED)
+def test_gopro_api_lists_every_media_across_pages_and_every_original_resolves(
+    sandbox: Sandbox, http: httpx.Client
+) -> None:
+    async def collect() -> list[str]:
+        async with _client(sandbox, page_size=7, max_items=10_000) as client:
+            return [row.id for row in await client.list_media_items(*WIDE)]
+
+    ids = asyncio.run(collect())
+    listed = {m.media_id for m in MIXED.media if m.ready_to_view in DEFAULT_PROCESSING_STATES}
+    assert sorted(ids) == sorted(listed)
+    assert len(listed) < len(MIXED.media), "gopro-api's default states leave uploads out"
+    assert sandbox.stats.gopro_calls["search"] >= len(listed) // 7 + 1
+    originals = {asset.asset_id for _, _, asset in MIXED.originals()}
+    for media in MIXED.media:
+        urls = entry_urls(download_json(http, sandbox, media.media_id))
+        assert set(urls) == {asset.asset_id for asset in media.assets()}, media.media_id
+        for asset in media.assets():
+            head = http.head(urls[asset.asset_id])
+            expected = 200 if asset.available else 404
+            assert head.status_code == expected, (media.type, asset.label)
+            if asset.available:
+                assert int(head.headers["content-length"]) == asset.size
+            if asset.asset_id in originals and asset.size < 64 * MIB:
+                got = hashlib.sha256(http.get(urls[asset.asset_id]).content).hexdigest()
+                assert got == asset.sha256(), (media.media_id, asset.file_name)
+    assert sandbox.stats.gopro_calls["download"] == len(MIXED.media)
 
 
 @pytest.mark.sandbox(library=MIXED)
@@ -71,23 +111,29 @@ def test_search_honours_the_capture_window(sandbox: Sandbox) -> None:
             return [row.id for row in await client.list_media_items(start, end)]
 
     expected = {
-        m.media_id for m in MIXED.media if start <= m.captured_at < end.replace(day=21)
-    }  # gopro-api: end day inclusive
+        m.media_id
+        for m in MIXED.media
+        if start <= m.captured_at < end.replace(day=21)  # gopro-api: end day inclusive
+        and m.ready_to_view in DEFAULT_PROCESSING_STATES
+    }
     assert set(asyncio.run(collect())) == expected
     assert 0 < len(expected) < len(MIXED.media)
 
 
-def test_search_rows_and_download_parse_as_gopro_api_models(sandbox: Sandbox) -> None:
-    async def first() -> tuple[object, object]:
+def test_gopro_api_parses_search_rows_but_not_real_download_answers(sandbox: Sandbox) -> None:
+    """The real cloud sends sidecar fps 29.97003; gopro-api's model wants an integer."""
+
+    async def first() -> tuple[Any, list[Any]]:
         async with _client(sandbox, page_size=100, max_items=100) as client:
             rows = await client.list_media_items(*WIDE)
             video = next(row for row in rows if row.type == "Video")
-            return video, await client.download(video.id)
+            with pytest.raises(pydantic.ValidationError, match="fps"):
+                await client.download(video.id)
+            return video, rows
 
-    video, download = asyncio.run(first())
-    labels = [variation.label for variation in download.embedded.variations]  # type: ignore[attr-defined]
-    assert labels == ["source", "high_res_proxy_mp4", "low_res_proxy_mp4"]
-    assert video.filename.endswith(".MP4")  # type: ignore[attr-defined]
+    video, rows = asyncio.run(first())
+    assert video.filename.endswith(".MP4")
+    assert all(row.gopro_user_id and row.source_gumi for row in rows)
 
 
 def test_file_names_collide_across_media_as_with_two_cameras() -> None:
@@ -106,15 +152,15 @@ def test_a_wrong_token_is_401(sandbox: Sandbox) -> None:
 
 
 def _first_url(http: httpx.Client, sandbox: Sandbox, media_type: str = "Video") -> str:
-    cookies = {"Cookie": f"gp_access_token={sandbox.gopro_token}"}
-    media = next(m for m in sandbox.library.media if m.type == media_type)
-    body = http.get(f"/media/{media.media_id}/download", headers=cookies).json()
-    return str((body["_embedded"]["files"] or body["_embedded"]["variations"])[0]["url"])
+    """The URL of the first original of the first media of ``media_type``."""
+    media = next(m for m in sandbox.library.media if m.type == media_type and m.originals)
+    urls = entry_urls(download_json(http, sandbox, media.media_id))
+    return urls[media.originals[0].asset_id]
 
 
 def test_cdn_serves_ranges(sandbox: Sandbox, http: httpx.Client) -> None:
     url = _first_url(http, sandbox)
-    asset = next(m for m in sandbox.library.media if m.type == "Video").deliverables[0]
+    asset = next(m for m in sandbox.library.media if m.type == "Video").originals[0]
     whole = b"".join(asset.read())
 
     full = http.get(url)
@@ -157,7 +203,7 @@ def test_a_4_gib_asset_is_served_by_range_with_flat_memory(
     sandbox: Sandbox, http: httpx.Client
 ) -> None:
     url = _first_url(http, sandbox)
-    asset = sandbox.library.media[0].deliverables[0]
+    asset = sandbox.library.media[0].originals[0]
     for start in (0, 2 * GIB - 100, 4 * GIB - 1000):
         part = http.get(url, headers={"Range": f"bytes={start}-{start + 999}"})
         assert part.status_code == 206

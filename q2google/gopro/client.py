@@ -52,7 +52,7 @@ class ConfigurableGoProAPI(AsyncGoProAPI):  # type: ignore[misc]
             response.raise_for_status()
             answer = await response.json(content_type=None)
         if not isinstance(answer, dict):
-            raise TypeError("the download answer is not a JSON object")
+            raise ValueError("the download answer is not a JSON object")  # noqa: TRY004
         return answer
 
 

@@ -65,7 +65,13 @@ class GoProLibrary:
             page=page,
             per_page=self.per_page,
         )
-        response = await self._call("GoPro media search", lambda: self.client.search(params))
+        try:
+            response = await self._call("GoPro media search", lambda: self.client.search(params))
+        except (GoProAnswerError, MediaGoneError) as error:  # no page: nothing to go on with
+            raise TryLaterError(
+                f"the GoPro cloud's search answer could not be used ({error}); progress is "
+                "saved: run the same command again later"
+            ) from None
         return SearchPage(
             rows=tuple(media_row(row) for row in response.embedded.media),
             total_pages=int(response.pages.total_pages),

@@ -108,6 +108,7 @@ SOURCE_LABEL = "source"
 NO_ORIGINAL = "no original available in the GoPro cloud"
 _VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "360"})
 PROCESSING_FAILED = "processing failed in the GoPro cloud"
+GONE_REASON = "gone from the GoPro cloud (deleted by its owner)"
 
 # GoPro's file naming: GH/GX/GL + 2-digit chapter + 4-digit number (HERO5 and later), or
 # GOPRnnnn for the first chapter and GPccnnnn for the next ones (older cameras); looping
@@ -170,9 +171,9 @@ def deliverable_files(
     """The files of a media from its ``/media/{id}/download`` answer, each with a verdict.
 
     Originals are the ``source`` variations when there are several (one per chapter of a
-    video, or one per frame of a time-lapse series), else the ``files`` entries when there
-    are several for a photo series (bursts: their lone ``source`` is only a cover), else the
-    single ``source``, else, for a photo, its ``files`` entry (the same file). Order is
+    video, or one per frame of a time-lapse series), else, for photo kinds, the ``files``
+    entries (a photo's is its ``source``; a burst's lone ``source`` is only a cover), else
+    the single ``source``. Order is
     ``item_number``. A file the cloud marks ``available: false`` is deferred. A video without
     any ``source`` yields one failed entry: a proxy is never delivered in its place.
 
@@ -199,16 +200,15 @@ def deliverable_files(
     variations = _entries(embedded, "variations")
     files = _entries(embedded, "files")
     sources = [entry for entry in variations if entry.get("label") == SOURCE_LABEL]
-    photos = kind is None or kind.originals is Originals.FILES
     chosen: list[Mapping[str, Any]]
     if len(sources) > 1:
         chosen = sources
-    elif len(files) > 1 and photos:
+    elif files and kind is not None and kind.originals is Originals.FILES:
+        chosen = files  # a photo's file is its source; a series' lone source is a cover
+    elif len(files) > 1 and kind is None:
         chosen = files
     elif sources:
         chosen = sources
-    elif files and photos and kind is not None:
-        chosen = files
     else:
         return [GoProFile(media_id, 0, name or media_id, verdict=Verdict.FAIL, reason=NO_ORIGINAL)]
     ordered = [entry for _, entry in sorted(enumerate(chosen), key=_item_order)]

@@ -13,6 +13,7 @@ import typer
 from q2google.config import get_settings
 from q2google.progress import choose_mode
 from q2google.run import run_session
+from q2google.sandbox.assets import SOURCE
 from q2google.sandbox.library import SandboxLibrary
 from q2google.sandbox.server import Sandbox
 
@@ -51,10 +52,13 @@ def run_demo() -> bool:
             )
         )
         stored = Counter(item["sha256"] for item in sandbox.snapshot()["mediaItems"])
+        by_label = sandbox.call(lambda: dict(sandbox.stats.cdn_bytes_by_label))
     expected = Counter(asset.sha256() for _, _, asset in library.deliverables())
-    exact = stored == expected and summary.ok
+    not_originals = {label: sent for label, sent in by_label.items() if label != SOURCE and sent}
+    exact = stored == expected and summary.ok and not not_originals
     typer.echo(
-        f"synced {summary.by_status.get('completed', 0)} of {summary.files} files, "
+        f"synced {summary.by_status.get('completed', 0)} of {summary.to_deliver} files "
+        f"({summary.files - summary.to_deliver} held back on purpose), "
         f"{summary.bytes_uploaded / 1024**2:.1f} MiB streamed in {summary.seconds:.1f} s"
     )
     typer.echo(
@@ -62,5 +66,11 @@ def run_demo() -> bool:
         if exact
         else f"check FAILED: {sum((expected - stored).values())} missing, "
         f"{sum((stored - expected).values())} extra"
+    )
+    typer.echo(
+        "check: no proxy, cover or other non-original bytes were downloaded from GoPro"
+        if not not_originals
+        else "check FAILED: downloaded what is not an original: "
+        + ", ".join(f"{label} {sent} bytes" for label, sent in sorted(not_originals.items()))
     )
     return exact

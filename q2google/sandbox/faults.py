@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
-from q2google.sandbox.library import parse_size
+from q2google.sandbox.assets import parse_size
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class FaultConfig:
         latency_seconds: Delay added before every answer.
         daily_quota_requests: Google API requests allowed before every further one is a 429
             "quota exceeded" (the daily limit), or ``None`` for no limit.
+        gopro_token_ttl_seconds: Lifetime of GoPro access tokens, from their issue: the API
+            (not the CDN) answers 401 once a token is older, or ``None`` for never.
     """
 
     seed: int = 0
@@ -44,6 +46,7 @@ class FaultConfig:
     bandwidth_bytes_per_second: int | None = None
     latency_seconds: float = 0.0
     daily_quota_requests: int | None = None
+    gopro_token_ttl_seconds: float | None = None
 
     ALIASES: ClassVar[dict[str, str]] = {
         "5xx": "server_error_rate",
@@ -57,6 +60,7 @@ class FaultConfig:
         "bandwidth": "bandwidth_bytes_per_second",
         "latency": "latency_seconds",
         "quota": "daily_quota_requests",
+        "gopro-token-ttl": "gopro_token_ttl_seconds",
     }
 
     @classmethod
@@ -80,7 +84,9 @@ class FaultConfig:
                     + ", ".join(sorted(cls.ALIASES))
                 )
             try:
-                if name == "bandwidth_bytes_per_second":
+                if value.strip().lower() == "none" and name in _OPTIONAL:
+                    changes[name] = None
+                elif name == "bandwidth_bytes_per_second":
                     changes[name] = parse_size(value)
                 elif name in ("seed", "retry_after_seconds", "daily_quota_requests"):
                     changes[name] = int(value)
@@ -95,22 +101,52 @@ class FaultConfig:
         return asdict(self)
 
 
+_OPTIONAL = frozenset(
+    {"bandwidth_bytes_per_second", "daily_quota_requests", "gopro_token_ttl_seconds"}
+)
+
+
 @dataclass
 class SandboxStats:
-    """What the sandbox saw: requests per route, bytes, faults fired per kind."""
+    """What the sandbox saw: requests per route, bytes, faults fired per kind.
+
+    Attributes:
+        requests: Requests per route group (``gopro``, ``cdn``, ``oauth``, ``uploads``,
+            ``photos``), faults included.
+        faults: Faults fired, per kind.
+        gopro_calls: GoPro API requests that reached their route: ``search``, ``download``.
+        cdn_bytes_sent: Bytes the CDN sent, in all.
+        cdn_bytes_by_label: CDN bytes per asset label (``source`` for originals,
+            ``high_res_proxy_mp4``, ``mp4_low``, ``cover``, ``concat``, ``baked_source``...).
+        cdn_bytes_by_asset: CDN bytes per asset id.
+        upload_bytes_received: Bytes the Google upload endpoint received.
+        upload_requests: Requests to the Google upload endpoint.
+    """
 
     requests: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
+    gopro_calls: Counter[str] = field(default_factory=Counter)
     cdn_bytes_sent: int = 0
+    cdn_bytes_by_label: Counter[str] = field(default_factory=Counter)
+    cdn_bytes_by_asset: Counter[str] = field(default_factory=Counter)
     upload_bytes_received: int = 0
     upload_requests: int = 0
+
+    def count_cdn(self, asset_id: str, label: str, size: int) -> None:
+        """Count ``size`` bytes of asset ``asset_id`` (labelled ``label``) sent by the CDN."""
+        self.cdn_bytes_sent += size
+        self.cdn_bytes_by_label[label] += size
+        self.cdn_bytes_by_asset[asset_id] += size
 
     def as_dict(self) -> dict[str, Any]:
         """Return the counters as plain data."""
         return {
             "requests": dict(self.requests),
             "faults": dict(self.faults),
+            "gopro_calls": dict(self.gopro_calls),
             "cdn_bytes_sent": self.cdn_bytes_sent,
+            "cdn_bytes_by_label": dict(self.cdn_bytes_by_label),
+            "cdn_bytes_by_asset": dict(self.cdn_bytes_by_asset),
             "upload_bytes_received": self.upload_bytes_received,
             "upload_requests": self.upload_requests,
         }

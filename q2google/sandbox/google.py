@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import unquote, unquote_plus, urlencode
 
 from aiohttp import web
 
@@ -316,7 +316,7 @@ class GooglePhotosService:
             return denied
         protocol = request.headers.get("X-Goog-Upload-Protocol", "raw").lower()
         content_type = request.headers.get("X-Goog-Upload-Content-Type", "application/octet-stream")
-        file_name = request.headers.get("X-Goog-Upload-File-Name")
+        file_name = _upload_file_name(request)
         if protocol == "raw":
             hasher, size = hashlib.sha256(), 0
             throttle = Throttle(self.injector.config.bandwidth_bytes_per_second)
@@ -660,3 +660,9 @@ def _paged(
     if end < len(rows):
         body["nextPageToken"] = str(end)
     return web.json_response(body)
+
+
+def _upload_file_name(request: web.Request) -> str | None:
+    """``X-Goog-Upload-File-Name``, percent-decoded (clients encode non-ASCII names in UTF-8)."""
+    value = request.headers.get("X-Goog-Upload-File-Name")
+    return unquote(value) if value is not None else None

@@ -25,6 +25,7 @@ from q2google.sandbox.faults import FaultConfig, FaultInjector, SandboxStats
 from q2google.sandbox.google import SCOPES, GooglePhotosService, google_error
 from q2google.sandbox.gopro import GoProCloud
 from q2google.sandbox.library import SandboxLibrary
+from q2google.sandbox.media import SandboxMedia
 
 T = TypeVar("T")
 CLIENT_ID = "sandbox-client.apps.googleusercontent.com"
@@ -34,7 +35,9 @@ class Sandbox:
     """Local emulators of the GoPro cloud and Google Photos, with switchable faults.
 
     Args:
-        library: The GoPro library to serve; :meth:`SandboxLibrary.demo` by default.
+        library: The GoPro library to serve; :meth:`SandboxLibrary.demo` by default. The
+            sandbox serves a copy: :meth:`delete_media` and the like change
+            :attr:`library`, never the library passed in.
         faults: Faults to inject; none by default. Change later with :meth:`set_faults`.
         host: Address to listen on (loopback).
         port: Port to listen on; 0 picks a free one.
@@ -48,7 +51,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.library = library or SandboxLibrary.demo()
+        self.library = (library or SandboxLibrary.demo()).copy()
         self.stats = SandboxStats()
         self.injector = FaultInjector(faults or FaultConfig(), self.stats)
         self.host, self.port = host, port
@@ -95,6 +98,7 @@ class Sandbox:
         """Return the aiohttp application serving every emulated endpoint."""
         app = web.Application(middlewares=[self._middleware])
         app.add_routes(self.gopro.routes())
+        app.add_routes(self.gopro.control_routes())
         app.add_routes(self.google.routes())
         app.add_routes(
             [
@@ -183,6 +187,41 @@ class Sandbox:
             return function()
 
         return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(timeout=30)
+
+    # -- the GoPro cloud, changed while serving ---------------------------------------------
+
+    def delete_media(self, media_id: str) -> SandboxMedia:
+        """Delete a media: search stops listing it; its download and CDN files answer 404.
+
+        Raises:
+            KeyError: No such media.
+        """
+        return self.call(lambda: self.library.remove(media_id))
+
+    def add_media(self, media: SandboxMedia) -> None:
+        """Add a media to the GoPro library (as if just uploaded).
+
+        Raises:
+            ValueError: Its id is already in the library.
+        """
+        self.call(lambda: self.library.add(media))
+
+    def set_ready(self, media_id: str, state: str = "ready") -> SandboxMedia:
+        """Put a media in processing state ``state``; ``ready`` makes all its files available.
+
+        Raises:
+            KeyError: No such media.
+        """
+        return self.call(lambda: self.library.set_state(media_id, state))
+
+    def issue_gopro_token(self) -> str:
+        """Issue a fresh GoPro token, also kept in :attr:`gopro_token`, and return it."""
+        self.gopro_token = self.call(self.gopro.issue_token)
+        return self.gopro_token
+
+    def revoke_gopro_token(self) -> None:
+        """Make every GoPro token issued so far invalid at once (the API answers 401)."""
+        self.call(self.gopro.revoke_tokens)
 
     # -- client configuration --------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from q2google.stages.create import CreateStage
 from q2google.stages.discovery import DiscoveryStage
-from q2google.stages.transfer import SyncTransferMetrics, TransferStage
+from q2google.stages.metrics import SyncTransferMetrics
+from q2google.stages.transfer import TransferStage
 
 __all__ = ["CreateStage", "DiscoveryStage", "SyncTransferMetrics", "TransferStage"]

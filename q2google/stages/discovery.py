@@ -17,11 +17,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, MediaRow
-from q2google.gopro.shapes import row_verdict
+from q2google.gopro.shapes import GONE_REASON, row_verdict
 from q2google.gopro.source import Verdict
 from q2google.gphotos.limits import refusal
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
 RESOLVE_CONCURRENCY = 8
-GONE_REASON = "gone from the GoPro cloud (deleted by its owner)"
 EXCLUSIONS: dict[Verdict, tuple[ExclusionKind, str]] = {
     Verdict.SKIP: (ExclusionKind.SKIPPED, "skipped"),
     Verdict.DEFER: (ExclusionKind.DEFERRED, "not ready in the GoPro cloud yet"),
@@ -121,34 +120,27 @@ class DiscoveryStage:
         if not waiting:
             return
         rows = await self._fresh_rows(waiting.values())
-        found = [media_id for media_id in waiting if media_id in rows]
-        described = await all_of(self._describe(rows[media_id]) for media_id in found)
-        for media_id, files in zip(found, described, strict=True):
+        for media_id, items in waiting.items():  # not in its day's search: ask for it by id
+            first = items[0]
+            rows.setdefault(media_id, MediaRow(media_id, first.media_type or "", first.file_name))
+        described = await all_of(self._describe(rows[media_id]) for media_id in waiting)
+        for media_id, files in zip(waiting, described, strict=True):
             merge(state, rows[media_id], files)
-        for media_id, items in waiting.items():
-            if media_id not in rows:
-                for item in items:
-                    item.exclude(ExclusionKind.GONE, GONE_REASON)
         await self.persist(state)
         logger.info("described again the files of %d media", len(waiting))
 
     async def _fresh_rows(self, waiting: Iterable[list[ItemState]]) -> dict[str, MediaRow]:
         """Search rows of the waiting media, read again from the cloud (readiness changes).
 
-        Each capture day of a waiting media is searched once; a media with no known capture
-        time keeps what its items know of it.
+        Each capture day (UTC) of a waiting media is searched once; a media not found there
+        is asked for by id (which tells whether it is gone).
         """
         rows: dict[str, MediaRow] = {}
         days: set[datetime] = set()
         for items in waiting:
-            first = items[0]
-            if first.captured_at:
-                moment = datetime.fromisoformat(first.captured_at)
+            if items[0].captured_at:
+                moment = datetime.fromisoformat(items[0].captured_at).astimezone(UTC)
                 days.add(moment.replace(hour=0, minute=0, second=0, microsecond=0))
-            else:
-                rows[first.media_id] = MediaRow(
-                    first.media_id, first.media_type or "", first.file_name
-                )
         for day in sorted(days):
             number, pages = 1, 1
             while number <= pages:
@@ -175,6 +167,13 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
     }
     if isinstance(files, str):
         files = [GoProFile(row.media_id, 0, row.filename, verdict=Verdict.FAIL, reason=files)]
+    if len(files) == 1 and files[0].url is None and files[0].verdict is not Verdict.DELIVER:
+        whole = files[0]  # said of the whole media: every file of it still pending hears it
+        index = 1
+        while (known := state.items.get(make_item_key(row.media_id, index))) is not None:
+            if _pending(known):
+                _describe_item(known, replace(whole, file_name=known.file_name))
+            index += 1
     for entry in files:
         key = make_item_key(entry.media_id, entry.file_index)
         item = state.items.get(key)
@@ -187,9 +186,13 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
                     **common,
                 )
             )
-        elif item.discovery_status is not StageStatus.PENDING:
+        elif not _pending(item):
             continue
         _describe_item(item, entry)
+
+
+def _pending(item: ItemState) -> bool:
+    return item.discovery_status is StageStatus.PENDING
 
 
 def _describe_item(item: ItemState, entry: GoProFile) -> None:
@@ -200,6 +203,8 @@ def _describe_item(item: ItemState, entry: GoProFile) -> None:
         item.exclusion = None
         item.discovery_status = StageStatus.COMPLETED
         item.clear_error(StageName.DISCOVERY)
+        if item.transfer_status is StageStatus.SKIPPED:  # held back before: to do again
+            item.transfer_status = item.create_status = StageStatus.PENDING
     elif entry.verdict in EXCLUSIONS:
         kind, default_reason = EXCLUSIONS[entry.verdict]
         if kind is not ExclusionKind.DEFERRED:

@@ -13,12 +13,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
 import httpx
 
 from q2google.errors import Q2GoogleError
-from q2google.gopro import GoProAnswerError, GoProSource, MediaGoneError, Verdict
+from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, Verdict
+from q2google.gopro.shapes import GONE_REASON
 from q2google.gphotos.limits import mime_type, refusal
 from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
@@ -30,8 +30,7 @@ from q2google.retry import (
     is_transient,
     parse_retry_after,
 )
-from q2google.sessions import COMPLETED, DEFERRED, FAILED, GONE, SKIPPED, item_outcome
-from q2google.stages.discovery import GONE_REASON
+from q2google.stages.metrics import SyncTransferMetrics
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
 from q2google.state.base import ExclusionKind, utc_now_iso
 
@@ -65,67 +64,6 @@ class SetAsideError(Exception):
     def __init__(self, kind: ExclusionKind, reason: str) -> None:
         super().__init__(reason)
         self.kind, self.reason = kind, reason
-
-
-@dataclass
-class SyncTransferMetrics:
-    """Counters of a run, updated as it goes; progress displays poll them.
-
-    Attributes:
-        stage: The stage running now (``discovery``, ``transfer``...), empty before.
-        files_total: Files of the session, once discovery has found them.
-        files_sent: Files whose bytes are in Google (uploaded, or already in the library).
-        files_done: Files in Google Photos (created by this session or an earlier one).
-        files_failed: Files that failed for good in this run.
-        files_skipped: Files skipped on purpose (not originals, refused by Google's limits).
-        files_deferred: Files waiting for the GoPro cloud to finish processing them.
-        files_gone: Files deleted from the GoPro cloud after discovery.
-        in_flight: File names being transferred now, by item key.
-        bytes_downloaded: CDN bytes received in this run.
-        bytes_uploaded: Bytes of files whose upload finished in this run.
-        seconds_downloading: Time spent waiting on the CDN (summed over items).
-        seconds_uploading: Time spent in uploads (summed over items).
-        seconds_transfer_wall: Wall time of the transfer stage.
-    """
-
-    stage: str = ""
-    files_total: int = 0
-    files_sent: int = 0
-    files_done: int = 0
-    files_failed: int = 0
-    files_skipped: int = 0
-    files_deferred: int = 0
-    files_gone: int = 0
-    in_flight: dict[str, str] = field(default_factory=dict)
-    bytes_downloaded: int = 0
-    bytes_uploaded: int = 0
-    seconds_downloading: float = 0.0
-    seconds_uploading: float = 0.0
-    seconds_transfer_wall: float = 0.0
-
-    def count_aside(self, kind: ExclusionKind) -> None:
-        """Count one more file held back on purpose."""
-        if kind is ExclusionKind.SKIPPED:
-            self.files_skipped += 1
-        elif kind is ExclusionKind.DEFERRED:
-            self.files_deferred += 1
-        else:
-            self.files_gone += 1
-
-    def count(self, state: SessionState) -> None:
-        """Recount the file counters from the session."""
-        outcomes = [item_outcome(item) for item in state.items.values()]
-        self.files_total = len(outcomes)
-        self.files_sent = sum(
-            item.create_status is StageStatus.COMPLETED
-            or item.transfer_status is StageStatus.COMPLETED
-            for item in state.items.values()
-        )
-        self.files_done = outcomes.count(COMPLETED)
-        self.files_failed = outcomes.count(FAILED)
-        self.files_skipped = outcomes.count(SKIPPED)
-        self.files_deferred = outcomes.count(DEFERRED)
-        self.files_gone = outcomes.count(GONE)
 
 
 class TransferStage:
@@ -235,10 +173,6 @@ class TransferStage:
             await self.persist(state)
             logger.info("%s: %s (%s)", item.file_name, aside.kind.value, aside.reason)
             return False
-        except (Q2GoogleError, asyncio.CancelledError):
-            item.transfer_status = StageStatus.PENDING  # quota, token, outage: still to do
-            await asyncio.shield(self.persist(state))
-            raise
         except (
             PermanentItemError,
             GoogleAPIError,
@@ -255,6 +189,10 @@ class TransferStage:
             )
             await self.persist(state)
             return False
+        except (Q2GoogleError, asyncio.CancelledError):
+            item.transfer_status = StageStatus.PENDING  # the run stops: this is still to do
+            await asyncio.shield(self.persist(state))
+            raise
         item.clear_error(StageName.TRANSFER)
         item.transfer_status = StageStatus.COMPLETED
         metrics.files_sent += 1
@@ -351,7 +289,7 @@ class TransferStage:
             raise SetAsideError(ExclusionKind.GONE, GONE_REASON) from None
         except GoProAnswerError as error:
             raise PermanentItemError(str(error)) from None
-        entry = next((entry for entry in files if entry.file_index == item.file_index), None)
+        entry = _same_file(files, item)
         if entry is None:
             raise SetAsideError(ExclusionKind.GONE, "the GoPro cloud no longer lists this file")
         if entry.verdict is Verdict.DEFER:
@@ -383,18 +321,33 @@ async def cdn_file_size(cdn: httpx.AsyncClient, url: str, policy: RetryPolicy) -
                 answer.status_code,
                 parse_retry_after(answer.headers.get("Retry-After")),
             )
+        if answer.status_code == 404:
+            raise PermanentItemError("the GoPro CDN no longer has the file")
         answer.raise_for_status()
-        return int(answer.headers["Content-Length"])
+        try:
+            return int(answer.headers["Content-Length"])
+        except (KeyError, ValueError):
+            raise PermanentItemError("the GoPro CDN gave no size for the file") from None
 
     size: int = await policy.call("CDN size check", head)
     return size
 
 
+def _same_file(files: list[GoProFile], item: ItemState) -> GoProFile | None:
+    """The item's file in a fresh answer: by name (a chapter left out of the answer shifts
+    the positions of the next ones), else by position."""
+    named = [entry for entry in files if entry.file_name == item.file_name]
+    if len(named) == 1:
+        return named[0]
+    return next((entry for entry in files if entry.file_index == item.file_index), None)
+
+
 def _needs_transfer(item: ItemState) -> bool:
     return (
-        item.discovery_status is StageStatus.COMPLETED
+        item.exclusion is None
+        and item.discovery_status is StageStatus.COMPLETED
         and item.create_status is not StageStatus.COMPLETED
-        and item.transfer_status is not StageStatus.COMPLETED
+        and item.transfer_status not in (StageStatus.COMPLETED, StageStatus.SKIPPED)
     )
 
 
