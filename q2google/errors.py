@@ -12,8 +12,8 @@ httpx, google-auth, pymongo) are turned into these where q2google calls them.
         GoPro cloud, each with its reason)
  1      some files failed for good; each is listed with the remote's own message
  2      bad input, configuration or credentials: nothing was changed, fix and run again
- 75     temporary (a quota, the network, a service or the state store kept failing): progress
-        is saved, run the same command later
+ 75     temporary (a quota, the network, a service or the state store kept failing, or
+        another run holds the session): progress is saved, run the same command later
  70     an internal error (a bug): one line, ``--debug`` shows the traceback
  130    interrupted (Ctrl-C): progress is saved, the resume command is printed
 ======  =====================================================================================
@@ -65,6 +65,22 @@ class StateWriteError(StateError):
     """A checkpoint could not be written; the previous checkpoint is still the valid one."""
 
 
+class StateUnavailableError(StateError):
+    """The state store stayed unreachable (or full) past every retry: exit 75, run again later.
+
+    A corrupt stored state is a :class:`StateCorruptError` instead (exit 2): waiting cannot
+    mend it.
+    """
+
+    exit_code = EXIT_TRY_LATER
+
+
+class SessionBusyError(Q2GoogleError):
+    """Another q2google run holds the session's lease: exit 75, nothing was touched."""
+
+    exit_code = EXIT_TRY_LATER
+
+
 class UnknownBackendError(StateError, ValueError):
     """``Q2GOOGLE_STATE_URI`` names a scheme that no registered backend serves."""
 
@@ -94,3 +110,17 @@ GOPRO_TOKEN_HELP = (
     "and run the same command again"
 )
 """How to get a fresh GoPro token, for every message that needs one."""
+
+
+class StorageFullError(Q2GoogleError):
+    """The Google account's storage is full: nothing more can be created until space is freed
+    or bought; progress is saved and the same command goes on then."""
+
+    exit_code = EXIT_TRY_LATER
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "your Google account's storage is full: nothing more can be added to Google "
+            "Photos. Progress is saved: free or buy space, then run the same command again"
+        )

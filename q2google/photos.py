@@ -27,6 +27,7 @@ from q2google.gphotos.api import GooglePhotosAPI, error_body, raise_for_status
 from q2google.gphotos.models import (
     BatchCreateRequest,
     GoogleAPIError,
+    MediaItem,
     NewMediaItem,
     NewMediaItemResult,
     SimpleMediaItem,
@@ -92,8 +93,16 @@ class GooglePhotoLibraryPort(Protocol):
         """Register uploads as media items; one result per item, in order."""
         ...
 
-    async def find_or_create_album(self, title: str) -> str:
-        """Return the id of the app-created album titled ``title``, creating it if needed."""
+    async def find_or_create_album(self, title: str, *, fresh: bool = False) -> str:
+        """Return the id of the app-created album titled ``title``, creating it if needed.
+
+        ``fresh`` asks Google again instead of trusting what was found before (the album may
+        have been deleted by the user since).
+        """
+        ...
+
+    def app_created_items(self) -> AsyncIterator[MediaItem]:
+        """Every media item this app created, page by page (to find what a lost answer did)."""
         ...
 
 
@@ -446,24 +455,42 @@ class GooglePhotosClient:
             pending = retry_next
         return [results[index] for index in range(len(items))]
 
-    async def find_or_create_album(self, title: str) -> str:
-        """Return the id of the app-created album ``title``, creating it if there is none."""
-        async with self._album_lock:  # two callers must not both create it
-            if title not in self._albums:
+    async def find_or_create_album(self, title: str, *, fresh: bool = False) -> str:
+        """Return the id of the app-created album ``title``, creating it if there is none.
+
+        Safe across processes: when two create the same title at once, both then choose the
+        same one of the two (the smallest id), so their files end in one album.
+        """
+        async with self._album_lock:  # two callers here must not both create it
+            if fresh or title not in self._albums:
                 self._albums[title] = await self._find_or_create_album(title)
             return self._albums[title]
 
     async def _find_or_create_album(self, title: str) -> str:
+        found = await self._albums_titled(title)
+        if not found:
+            created = await self.api.create_album(title)
+            found = await self._albums_titled(title) or [created.id]
+        return min(found)
+
+    async def _albums_titled(self, title: str) -> list[str]:
+        ids: list[str] = []
         page_token: str | None = None
         while True:
             albums, page_token = await self.api.list_albums(page_token)
-            for album in albums:
-                if album.title == title:
-                    return album.id
+            ids += [album.id for album in albums if album.title == title]
             if not page_token:
-                break
-        album = await self.api.create_album(title)
-        return album.id
+                return ids
+
+    async def app_created_items(self) -> AsyncIterator[MediaItem]:
+        """Every media item this app created, page by page (``mediaItems.list``)."""
+        page_token: str | None = None
+        while True:
+            items, page_token = await self.api.list_media_items(page_token)
+            for item in items:
+                yield item
+            if not page_token:
+                return
 
 
 async def _notify(callback: ProgressCallback | None, url: str, offset: int) -> None:

@@ -36,6 +36,7 @@ from q2google.state import (
     SyncStateBackend,
     build_backend,
     new_session,
+    session_lease,
 )
 from q2google.state.base import ExclusionKind
 from q2google.sync import CDN_TIMEOUT, GoProToPhotosSync, SyncTransferMetrics
@@ -165,7 +166,8 @@ async def run_session(
 ) -> RunSummary:
     """Run (or resume) a session and summarize it.
 
-    Credentials are checked before any state is written.
+    Credentials are checked before any state is written; then the session's lease is taken
+    (when the backend is a :class:`~q2google.state.SessionLeasing`) and held to the end.
 
     Args:
         settings: Settings.
@@ -180,6 +182,7 @@ async def run_session(
     Raises:
         Q2GoogleError: Bad input, missing or rejected credentials, unreachable state,
             exhausted quota or retries: each one line.
+        SessionBusyError: Another run holds the session (exit 75); nothing was touched.
     """
     backend = build_backend(settings)
     stored = await asyncio.to_thread(backend.load, session_id)
@@ -193,32 +196,37 @@ async def run_session(
     retried, stopped_early = 0, False
     with _service_errors():
         token = await require_ready(settings, gopro_token or env_gopro_token())
-        if retry_failed and stored is not None:
-            retried = reset_failed(stored)
-            await asyncio.to_thread(backend.save, stored)
-        async with (
-            GoProCloudClient.from_settings(settings, access_token=token) as gopro,
-            GooglePhotosClient.from_settings(settings) as photos,
-            ProgressDisplay(
-                metrics,
-                mode=progress,
-                label=f"session {session_id}",
-                interval=settings.progress_interval_seconds,
-            ),
-        ):
-            sync = GoProToPhotosSync(gopro, photos, backend, settings)
-            window_start = start or datetime.now(UTC)
-            try:
-                await sync.sync_date_range(
-                    window_start,
-                    end or window_start,
-                    session_id=session_id,
-                    album_title=album,
-                    transfer_metrics=metrics,
-                )
-            except PermanentItemError:  # --fail-fast: the failure is recorded on its item
-                stopped_early = True
-    state = await asyncio.to_thread(backend.load, session_id)
+    # One run at a time: a busy session is one line and exit 75, its state untouched.
+    async with session_lease(backend, session_id):
+        with _service_errors():
+            if retry_failed:  # as it is now: another run may have ended since it was read
+                stored = await asyncio.to_thread(backend.load, session_id)
+            if retry_failed and stored is not None:
+                retried = reset_failed(stored)
+                await asyncio.to_thread(backend.save, stored)
+            async with (
+                GoProCloudClient.from_settings(settings, access_token=token) as gopro,
+                GooglePhotosClient.from_settings(settings) as photos,
+                ProgressDisplay(
+                    metrics,
+                    mode=progress,
+                    label=f"session {session_id}",
+                    interval=settings.progress_interval_seconds,
+                ),
+            ):
+                sync = GoProToPhotosSync(gopro, photos, backend, settings)
+                window_start = start or datetime.now(UTC)
+                try:
+                    await sync.sync_date_range(
+                        window_start,
+                        end or window_start,
+                        session_id=session_id,
+                        album_title=album,
+                        transfer_metrics=metrics,
+                    )
+                except PermanentItemError:  # --fail-fast: the failure is recorded on its item
+                    stopped_early = True
+        state = await asyncio.to_thread(backend.load, session_id)
     assert state is not None
     summary = summarize(state)
     return RunSummary(

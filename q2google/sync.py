@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from q2google.config import Q2GoogleSettings, get_settings
+from q2google.errors import GoProAuthError, QuotaExhaustedError, TryLaterError
 from q2google.gopro import GoProLibrary, GoProSource
 from q2google.gphotos.models import MediaItemBatchCreateResponse
 from q2google.photos import GooglePhotoLibraryPort
@@ -44,6 +45,7 @@ StageCompleteCallback = Callable[
     [str, SessionState, list[MediaItemBatchCreateResponse] | None], Awaitable[None]
 ]
 RESEND_ROUNDS = 3
+SETTLE_ROUNDS = 2
 CDN_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=60.0, pool=120.0)
 
 __all__ = ["GoProToPhotosSync", "SyncTransferMetrics"]
@@ -198,24 +200,11 @@ class GoProToPhotosSync:
             async def uploaded(item: ItemState) -> None:
                 await create.add(state, item)
 
-            async def transfer_and_create() -> None:
-                for round_number in range(RESEND_ROUNDS + 1):
-                    await transfer.run(
-                        state, fail_fast=stop_early, on_uploaded=uploaded, metrics=metrics
-                    )
-                    await create.flush(state)
-                    metrics.count(state)
-                    if not create.resend or round_number == RESEND_ROUNDS:
-                        break
-                    logger.info(
-                        "uploading %d items again whose tokens Google refused", len(create.resend)
-                    )
-                    create.resend.clear()
-
             metrics.stage = "transfer"
-            await _staged(
-                "transfer", state, on_stage_start, on_stage_complete, transfer_and_create()
+            work = _transfer_and_create(
+                state, transfer, create, metrics, fail_fast=stop_early, on_uploaded=uploaded
             )
+            await _staged("transfer", state, on_stage_start, on_stage_complete, work)
         finally:
             if self.cdn is None:
                 await cdn.aclose()
@@ -231,6 +220,43 @@ class GoProToPhotosSync:
         if on_stage_complete is not None:
             await on_stage_complete("create", state, list(create.responses))
         return list(create.responses)
+
+
+async def _transfer_and_create(
+    state: SessionState,
+    transfer: TransferStage,
+    create: CreateStage,
+    metrics: SyncTransferMetrics,
+    *,
+    fail_fast: bool,
+    on_uploaded: Callable[[ItemState], Awaitable[None]],
+) -> None:
+    """Transfer, create as batches fill, settle lost answers; upload again what Google
+    refused the token of, a few rounds at most."""
+    for round_number in range(RESEND_ROUNDS + 1):
+        try:
+            await transfer.run(state, fail_fast=fail_fast, on_uploaded=on_uploaded, metrics=metrics)
+        except (GoProAuthError, QuotaExhaustedError, TryLaterError, KeyboardInterrupt):
+            await _create_before_stopping(create, state)
+            raise
+        for _ in range(SETTLE_ROUNDS):  # lost answers: find what they did, send what misses
+            await create.flush(state)
+            await create.settle(state)
+        await create.flush(state)
+        metrics.count(state)
+        if not create.resend or round_number == RESEND_ROUNDS:
+            break
+        logger.info("uploading %d items again whose tokens Google refused", len(create.resend))
+        create.resend.clear()
+
+
+async def _create_before_stopping(create: CreateStage, state: SessionState) -> None:
+    """Create the tokens waiting in a partial batch before a planned stop (a quota, an
+    expired token): they are checkpointed anyway, but a day from now they are worthless."""
+    try:
+        await create.flush(state)
+    except Exception as error:  # the stop's own cause is what the user must see
+        logger.info("could not create the waiting files before stopping: %s", error)
 
 
 async def _staged(

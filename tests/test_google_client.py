@@ -396,10 +396,15 @@ async def test_find_or_create_album_pages_then_creates_once(mock: respx.MockRout
             200, json={"albums": [{"id": "1", "title": "Other"}], "nextPageToken": "p2"}
         ),
         httpx.Response(200, json={"albums": [{"id": "2", "title": "Also other"}]}),
+        # listed again after creating: another process made one at the same instant
+        httpx.Response(
+            200,
+            json={"albums": [{"id": "NEW", "title": "Trips"}, {"id": "ALSO", "title": "Trips"}]},
+        ),
     ]
     create = mock.post("/v1/albums").respond(200, json={"id": "NEW", "title": "Trips"})
-    assert await harness.client.find_or_create_album("Trips") == "NEW"
-    assert await harness.client.find_or_create_album("Trips") == "NEW"
+    assert await harness.client.find_or_create_album("Trips") == "ALSO", "both choose one"
+    assert await harness.client.find_or_create_album("Trips") == "ALSO"
     assert create.call_count == 1
     assert listing.calls[1].request.url.params["pageToken"] == "p2"
     assert listing.calls[0].request.url.params["excludeNonAppCreatedData"] == "true"

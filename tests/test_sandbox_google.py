@@ -182,7 +182,24 @@ def test_cancelled_or_unknown_session_is_404(http: httpx.Client, bearer: dict[st
     assert query(http, url.replace("upload_id=", "upload_id=x")).status_code == 404
 
 
-def test_raw_upload_and_identical_bytes_are_one_item(
+def test_identical_bytes_make_two_items_by_default(
+    sandbox: Sandbox, http: httpx.Client, bearer: dict[str, str]
+) -> None:
+    data = os.urandom(100 * KIB)
+    first = create(http, bearer, raw_upload(http, bearer, data)).json()
+    second = create(http, bearer, raw_upload(http, bearer, data)).json()
+    ids = {
+        r["mediaItem"]["id"] for r in first["newMediaItemResults"] + second["newMediaItemResults"]
+    }
+    assert len(ids) == 2, "Google keeps duplicates: no test passes by luck"
+    items = sandbox.snapshot()["mediaItems"]
+    assert [item["createCalls"] for item in items] == [1, 1]
+    assert items[0]["sha256"] == items[1]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert sandbox.stats.created_per_create == [1, 1]
+
+
+@pytest.mark.sandbox(faults="merge-identical=1")
+def test_identical_bytes_are_one_item_when_merging(
     sandbox: Sandbox, http: httpx.Client, bearer: dict[str, str]
 ) -> None:
     data = os.urandom(100 * KIB)
@@ -194,6 +211,7 @@ def test_raw_upload_and_identical_bytes_are_one_item(
     assert len(ids) == 1
     (item,) = sandbox.snapshot()["mediaItems"]
     assert item["createCalls"] == 2
+    assert sandbox.stats.created_per_create == [1, 0]
 
 
 @pytest.mark.parametrize("name", ["Ski 🎿.JPG", "海边日落.JPG", "GOPR0001.JPG"])
@@ -270,7 +288,8 @@ def test_albums(sandbox: Sandbox, http: httpx.Client, bearer: dict[str, str]) ->
     missing = http.post(
         "/v1/albums/nope:batchAddMediaItems", json={"mediaItemIds": [loose_id]}, headers=bearer
     )
-    assert missing.status_code == 404
+    assert missing.status_code == 400
+    assert missing.json()["error"]["message"] == "The provided ID does not match any albums."
     assert create(http, bearer, "t", album_id="nope").status_code == 400
 
 

@@ -11,9 +11,12 @@ import pytest
 
 from q2google.config import Q2GoogleSettings
 from q2google.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_TRY_LATER,
     InvalidSessionIdError,
     StateCorruptError,
     StateError,
+    StateUnavailableError,
     StateWriteError,
     UnknownBackendError,
 )
@@ -185,8 +188,11 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_the_next_save_completes
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_then_fail)
-    with pytest.raises(StateWriteError, match="No space left on device"):
-        backend.save(state)
+    impatient = JsonFileBackend(backend.state_dir, retry_seconds=0)  # one try, no retry
+    with pytest.raises(StateUnavailableError, match="No space left on device") as caught:
+        impatient.save(state)
+    assert caught.value.exit_code == EXIT_TRY_LATER
+    assert "progress up to the last checkpoint is saved" in str(caught.value)
     monkeypatch.setattr(os, "replace", real_replace)
 
     torn = backend.load("trip")
@@ -203,6 +209,33 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_the_next_save_completes
     stored = backend.load("trip")
     assert stored is not None
     assert stored.to_dict() == state.to_dict()
+
+
+def test_a_full_disk_is_retried_and_the_save_completes(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = sample_session("full", items=4)
+    real_replace, failures = os.replace, [28, 5]  # disk full, then an I/O error, then room
+
+    def full_then_free(src: str, dst: str) -> None:
+        if failures:
+            raise OSError(failures.pop(0), "transient")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_then_free)
+    backend.save(state)
+    assert not failures
+    stored = backend.load("full")
+    assert stored is not None
+    assert stored.to_dict() == state.to_dict()
+
+
+def test_a_corrupt_state_is_not_retried_and_stays_exit_2(backend: JsonFileBackend) -> None:
+    backend.save(sample_session("bad"))
+    (backend.state_dir / "bad" / "meta.json").write_text("{ torn")
+    with pytest.raises(StateCorruptError) as caught:
+        backend.load("bad")
+    assert caught.value.exit_code == EXIT_BAD_INPUT
 
 
 def test_unfinished_first_save_is_not_a_session_and_is_cleared(backend: JsonFileBackend) -> None:
@@ -340,8 +373,8 @@ def test_migration_cut_before_meta_still_reads_the_original(
         real_write(self, path, data)
 
     monkeypatch.setattr(JsonFileBackend, "_write_file", die_on_meta)
-    with pytest.raises(StateWriteError):
-        backend.save(state)
+    with pytest.raises(StateUnavailableError):
+        JsonFileBackend(backend.state_dir, retry_seconds=0).save(state)
     monkeypatch.setattr(JsonFileBackend, "_write_file", real_write)
     _check_migrated(backend.load("old-run"))  # new files beside the old ones change nothing
     backend.save(state)

@@ -11,7 +11,14 @@ from pymongo import monitoring
 from secantus import SecantusDBServer
 
 from q2google.config import Q2GoogleSettings
-from q2google.errors import ConfigError, StateError, StateWriteError
+from q2google.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_TRY_LATER,
+    ConfigError,
+    StateCorruptError,
+    StateError,
+    StateUnavailableError,
+)
 from q2google.state import StageStatus, SyncStateBackend, build_backend, new_session
 from q2google.state.mongo import MongoBackend
 from q2google.testing import BackendSpec, SyncStateBackendContract, sample_session
@@ -30,7 +37,10 @@ class TestMongoBackendContract(SyncStateBackendContract):
 
     @pytest.fixture
     def backend_spec(self, mongo_uri: str) -> BackendSpec:
-        return BackendSpec("q2google.state.mongo:MongoBackend", {"uri": mongo_uri})
+        # A short lease TTL: a killed owner's lease is free again in half a second.
+        return BackendSpec(
+            "q2google.state.mongo:MongoBackend", {"uri": mongo_uri, "lease_ttl_seconds": 0.5}
+        )
 
 
 class RoundTrips(monitoring.CommandListener):
@@ -85,15 +95,93 @@ def test_a_malformed_uri_is_one_line_without_the_password() -> None:
     assert "not a valid MongoDB URI" in str(caught.value)
 
 
-def test_an_unreachable_server_is_one_line_naming_it() -> None:
-    backend = MongoBackend("mongodb://admin:hunter2@127.0.0.1:9/q2google", timeout_ms=300)
-    with pytest.raises(StateError, match=r"127\.0\.0\.1:9 is unreachable") as caught:
+def test_an_unreachable_server_is_one_line_naming_it_exit_75() -> None:
+    backend = MongoBackend(
+        "mongodb://admin:hunter2@127.0.0.1:9/q2google", timeout_ms=300, retry_seconds=0
+    )
+    with pytest.raises(StateUnavailableError, match=r"127\.0\.0\.1:9 is unreachable") as caught:
         backend.load("any")
     assert "hunter2" not in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert caught.value.exit_code == EXIT_TRY_LATER
+    assert "progress up to the last checkpoint is saved" in str(caught.value)
     state = new_session("any", start_date_iso="2024-01-01", end_date_iso="2024-01-02", batch_size=1)
-    with pytest.raises(StateWriteError, match="unreachable"):
+    with pytest.raises(StateUnavailableError, match="unreachable"):
         backend.save(state)
     assert state.has_pending_changes, "a failed save keeps its changes for the next one"
+    with pytest.raises(StateUnavailableError), backend.lease("any"):
+        pytest.fail("leased on an unreachable server")
+
+
+def test_the_uri_bounds_the_wait_for_an_unreachable_server() -> None:
+    uri = "mongodb://127.0.0.1:9/q2google?serverSelectionTimeoutMS=300"
+    assert MongoBackend(uri).retry_seconds == 0.3
+    assert MongoBackend("mongodb://127.0.0.1:9/q2google").retry_seconds == 60.0
+    assert MongoBackend(uri, retry_seconds=5).retry_seconds == 5
+
+
+def test_a_server_back_within_the_retry_window_loses_nothing(tmp_path: Path) -> None:
+    import logging
+    import threading
+
+    storage = str(tmp_path / "mongo")
+    server = SecantusDBServer(storage_path=storage)
+    server.start()
+    host, port = server.address
+    uri = f"mongodb://{host}:{port}/q2google"
+    backend = MongoBackend(uri, timeout_ms=200, retry_seconds=30)
+    state = sample_session("blip", items=5)
+    backend.save(state)
+    server.stop()  # gone for a moment
+    state.items["burst0-0"].upload_offset = 1
+    failures: list[BaseException] = []
+
+    def save() -> None:
+        try:
+            backend.save(state)
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    retried = threading.Event()
+
+    class OnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            retried.set()
+
+    retry_log = logging.getLogger("q2google.state.retrying")
+    handler, level = OnRetry(logging.DEBUG), retry_log.level
+    retry_log.addHandler(handler)
+    retry_log.setLevel(logging.DEBUG)
+    saving = threading.Thread(target=save)
+    saving.start()
+    try:
+        assert retried.wait(timeout=30), "the save was not retried"
+    finally:
+        retry_log.removeHandler(handler)
+        retry_log.setLevel(level)
+    server = SecantusDBServer(port=port, storage_path=storage)  # back, same data
+    server.start()
+    try:
+        saving.join(timeout=60)
+        assert not saving.is_alive()
+        assert failures == []
+        stored = MongoBackend(uri).load("blip")
+        assert stored is not None
+        assert stored.to_dict() == state.to_dict()
+    finally:
+        server.stop()
+
+
+def test_a_corrupt_document_is_exit_2_not_retried(mongo_uri: str) -> None:
+    from pymongo import MongoClient
+
+    backend = MongoBackend(mongo_uri)
+    backend.save(sample_session("bad"))
+    db: Any = MongoClient(mongo_uri).get_default_database()
+    db.items.update_one({"session_id": "bad"}, {"$set": {"attempts": "many"}})
+    with pytest.raises(StateCorruptError) as caught:
+        backend.load("bad")
+    assert caught.value.exit_code == EXIT_BAD_INPUT
 
 
 def test_unique_indexes_on_natural_keys(mongo_uri: str) -> None:
@@ -145,7 +233,7 @@ async def test_a_sync_on_mongo_survives_the_server_going_away(tmp_path: Path) ->
     with sandbox.running_in_thread():
         sandbox.set_faults("bandwidth=2MiB")
         run = asyncio.ensure_future(
-            run_sync(sandbox, tmp_path, backend=MongoBackend(uri, timeout_ms=1000))
+            run_sync(sandbox, tmp_path, backend=MongoBackend(uri, timeout_ms=1000, retry_seconds=1))
         )
         while sandbox.stats.upload_bytes_received < 2 * 1024**2 and not run.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)

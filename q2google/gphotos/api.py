@@ -7,16 +7,18 @@ Its ``transport`` is the seam tests use to swap the network.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from q2google.gphotos.models import (
     Album,
     BatchCreateRequest,
+    CreateOutcomeUnknownError,
     GoogleAPIError,
     GoogleAuthError,
     GoogleErrorBody,
+    MediaItem,
     MediaItemBatchCreateResponse,
 )
 from q2google.retry import (
@@ -58,6 +60,49 @@ def is_daily_quota(error: GoogleErrorBody) -> bool:
         str(detail.get("metadata", {}).get("quota_limit", "")) for detail in error.details
     ).lower()
     return "per day" in text or "perday" in limits
+
+
+def album_refusal(error: GoogleErrorBody) -> Literal["gone", "full"] | None:
+    """Whether a refused batchCreate blames its album: deleted by the user, or full.
+
+    Google answers both with 400 INVALID_ARGUMENT; only the message tells them apart.
+    """
+    if error.code not in (400, 404) and error.status not in ("INVALID_ARGUMENT", "NOT_FOUND"):
+        return None
+    text = error.message.lower()
+    if "album" not in text:
+        return None
+    if any(word in text for word in ("full", "limit", "maximum", "capacity", "exceed")):
+        return "full"
+    if any(
+        words in text
+        for words in ("does not match any album", "invalid album", "album id", "not found")
+    ):
+        return "gone"  # Google: "The provided ID does not match any albums."
+    return None
+
+
+def is_storage_full(code: int, message: str) -> bool:
+    """Whether an answer says the user's Google storage is full (no file can be added)."""
+    text = message.lower()
+    about_storage = "storage" in text or "space" in text
+    return about_storage and any(
+        word in text for word in ("full", "quota", "exceeded", "insufficient", "not enough")
+    )
+
+
+def _refuse_credentials(operation: str, response: httpx.Response) -> None:
+    """Raise when Google refused the token itself (a refresh did not help) or its scopes.
+
+    Raises:
+        GoogleAuthError: One line, with the command that fixes it.
+    """
+    if response.status_code == 401 or _missing_scope(response):
+        raise GoogleAuthError(
+            f"Google Photos refused the credentials for {operation} "
+            f"({error_body(response).status or response.status_code}): run "
+            "`q2google auth google` to sign in again"
+        )
 
 
 def _missing_scope(response: httpx.Response) -> bool:
@@ -187,12 +232,7 @@ class GooglePhotosAPI:
 
         async def once() -> httpx.Response:
             response = await self.send(method, url, json=json, params=params)
-            if response.status_code == 401 or _missing_scope(response):
-                raise GoogleAuthError(
-                    f"Google Photos refused the credentials for {operation} "
-                    f"({error_body(response).status or response.status_code}): run "
-                    "`q2google auth google` to sign in again"
-                )
+            _refuse_credentials(operation, response)
             raise_for_status(operation, response)
             return response
 
@@ -202,11 +242,47 @@ class GooglePhotosAPI:
     # -- endpoints -------------------------------------------------------------------------
 
     async def batch_create(self, request: BatchCreateRequest) -> MediaItemBatchCreateResponse:
-        """``POST /v1/mediaItems:batchCreate`` (200, or 207 when some items failed)."""
-        response = await self.call(
-            "batchCreate", "POST", "/v1/mediaItems:batchCreate", json=request.to_api()
-        )
+        """``POST /v1/mediaItems:batchCreate`` (200, or 207 when some items failed).
+
+        Retried only where Google cannot have committed anything: a 429 (refused before any
+        work) and a connection that failed before the request went out. Anything else that
+        leaves the outcome open is raised, never sent again.
+
+        Raises:
+            CreateOutcomeUnknownError: The request went out and its answer was lost.
+            QuotaExhaustedError, GoogleAPIError, GoogleAuthError: Refused.
+        """
+
+        async def once() -> httpx.Response:
+            try:
+                response = await self.send(
+                    "POST", "/v1/mediaItems:batchCreate", json=request.to_api()
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                raise  # never sent: the policy retries it
+            except httpx.TransportError as error:
+                raise CreateOutcomeUnknownError(
+                    f"batchCreate: {type(error).__name__} after the request was sent"
+                ) from None
+            if response.status_code == 408 or response.status_code >= 500:
+                raise CreateOutcomeUnknownError(f"batchCreate: HTTP {response.status_code}")
+            _refuse_credentials("batchCreate", response)
+            raise_for_status("batchCreate", response)
+            return response
+
+        response: httpx.Response = await self.policy.call("batchCreate", once)
         return MediaItemBatchCreateResponse.model_validate(response.json())
+
+    async def list_media_items(
+        self, page_token: str | None = None
+    ) -> tuple[list[MediaItem], str | None]:
+        """One page (100) of the media items this app created, and the next page's token."""
+        params = {"pageSize": "100"}
+        if page_token:
+            params["pageToken"] = page_token
+        body = (await self.call("mediaItems.list", "GET", "/v1/mediaItems", params=params)).json()
+        items = [MediaItem.model_validate(item) for item in body.get("mediaItems", [])]
+        return items, body.get("nextPageToken")
 
     async def list_albums(self, page_token: str | None = None) -> tuple[list[Album], str | None]:
         """One page of app-created albums, and the next page's token."""

@@ -121,5 +121,10 @@ class GoogleAPIError(Q2GoogleError):
         self.operation, self.error = operation, error
 
 
+class CreateOutcomeUnknownError(Exception):
+    """A ``mediaItems:batchCreate`` was sent and its answer was lost (a 5xx, a timeout, a
+    dropped connection): some or all of its items may exist. Never resend it blindly."""
+
+
 class GoogleAuthError(Q2GoogleError):
     """The Google token is missing, unreadable, revoked, or lacks the needed scopes."""

@@ -32,6 +32,14 @@ class FaultConfig:
             "quota exceeded" (the daily limit), or ``None`` for no limit.
         gopro_token_ttl_seconds: Lifetime of GoPro access tokens, from their issue: the API
             (not the CDN) answers 401 once a token is older, or ``None`` for never.
+        merge_identical: batchCreate answers a token whose bytes equal an existing item's with
+            that item instead of a new one (off by default: Google often keeps duplicates).
+        create_answer_loss_rate: A batchCreate call commits every item, then its answer is
+            lost: half of such calls answer 503, the other half drop the connection.
+        create_delay_seconds: batchCreate sleeps this long before committing.
+        refused_names: File names batchCreate refuses for good (per-item code 3, every time).
+        album_capacity: Items an album can hold; a call that would exceed it fails whole.
+        storage_full: The user's Google storage is full: batchCreate fails whole (400).
     """
 
     seed: int = 0
@@ -47,6 +55,12 @@ class FaultConfig:
     latency_seconds: float = 0.0
     daily_quota_requests: int | None = None
     gopro_token_ttl_seconds: float | None = None
+    merge_identical: bool = False
+    create_answer_loss_rate: float = 0.0
+    create_delay_seconds: float = 0.0
+    refused_names: tuple[str, ...] = ()
+    album_capacity: int = 20_000
+    storage_full: bool = False
 
     ALIASES: ClassVar[dict[str, str]] = {
         "5xx": "server_error_rate",
@@ -61,13 +75,21 @@ class FaultConfig:
         "latency": "latency_seconds",
         "quota": "daily_quota_requests",
         "gopro-token-ttl": "gopro_token_ttl_seconds",
+        "merge-identical": "merge_identical",
+        "lost-create": "create_answer_loss_rate",
+        "slow-create": "create_delay_seconds",
+        "refuse": "refused_names",
+        "album-cap": "album_capacity",
+        "storage-full": "storage_full",
     }
 
     @classmethod
     def parse(cls, spec: str, *, base: FaultConfig | None = None) -> FaultConfig:
         """Parse ``5xx=0.1,429=0.05,reset=0.05,token-ttl=3,bandwidth=10MiB,seed=4``.
 
-        Keys are the field names or the short aliases above.
+        Keys are the field names or the short aliases above. Switches (``merge-identical``,
+        ``storage-full``) take ``1``/``0``/``true``/``false``; ``refuse`` takes file names
+        separated by ``|`` (``refuse=GOPR0001.JPG|GX020042.MP4``).
 
         Raises:
             ValueError: An unknown key or a value of the wrong kind.
@@ -84,16 +106,10 @@ class FaultConfig:
                     + ", ".join(sorted(cls.ALIASES))
                 )
             try:
-                if value.strip().lower() == "none" and name in _OPTIONAL:
-                    changes[name] = None
-                elif name == "bandwidth_bytes_per_second":
-                    changes[name] = parse_size(value)
-                elif name in ("seed", "retry_after_seconds", "daily_quota_requests"):
-                    changes[name] = int(value)
-                else:
-                    changes[name] = float(value)
+                changes[name] = _parse_value(name, value.strip())
             except ValueError:
-                raise ValueError(f"fault {part!r}: {value!r} is not a number") from None
+                kind = "a switch (1, 0, true, false)" if name in _SWITCHES else "a number"
+                raise ValueError(f"fault {part!r}: {value!r} is not {kind}") from None
         return replace(config, **changes)
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,6 +120,30 @@ class FaultConfig:
 _OPTIONAL = frozenset(
     {"bandwidth_bytes_per_second", "daily_quota_requests", "gopro_token_ttl_seconds"}
 )
+_INTEGERS = frozenset({"seed", "retry_after_seconds", "daily_quota_requests", "album_capacity"})
+_SWITCHES = frozenset({"merge_identical", "storage_full"})
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+
+def _parse_value(name: str, value: str) -> Any:
+    """One fault value of field ``name``, from its text.
+
+    Raises:
+        ValueError: The text is not of the field's kind.
+    """
+    if value.lower() == "none" and name in _OPTIONAL:
+        return None
+    if name == "bandwidth_bytes_per_second":
+        return parse_size(value)
+    if name == "refused_names":
+        return tuple(piece.strip() for piece in value.split("|") if piece.strip())
+    if name in _SWITCHES:
+        if value.lower() not in _TRUE | _FALSE:
+            raise ValueError(value)
+        return value.lower() in _TRUE
+    if name in _INTEGERS:
+        return int(value)
+    return float(value)
 
 
 @dataclass
@@ -121,6 +161,11 @@ class SandboxStats:
         cdn_bytes_by_asset: CDN bytes per asset id.
         upload_bytes_received: Bytes the Google upload endpoint received.
         upload_requests: Requests to the Google upload endpoint.
+        google_calls: Library API requests that reached their route, per method
+            (``batchCreate``, ``mediaItems.list``, ``mediaItems.search``, ``mediaItems.get``,
+            ``albums.create``, ``albums.list``, ``albums.get``, ``albums.batchAddMediaItems``).
+        created_per_create: Media items each batchCreate call created, in call order (0 for
+            a call refused whole); merged answers (``merge-identical``) are not counted.
     """
 
     requests: Counter[str] = field(default_factory=Counter)
@@ -131,6 +176,8 @@ class SandboxStats:
     cdn_bytes_by_asset: Counter[str] = field(default_factory=Counter)
     upload_bytes_received: int = 0
     upload_requests: int = 0
+    google_calls: Counter[str] = field(default_factory=Counter)
+    created_per_create: list[int] = field(default_factory=list)
 
     def count_cdn(self, asset_id: str, label: str, size: int) -> None:
         """Count ``size`` bytes of asset ``asset_id`` (labelled ``label``) sent by the CDN."""
@@ -149,6 +196,8 @@ class SandboxStats:
             "cdn_bytes_by_asset": dict(self.cdn_bytes_by_asset),
             "upload_bytes_received": self.upload_bytes_received,
             "upload_requests": self.upload_requests,
+            "google_calls": dict(self.google_calls),
+            "created_per_create": list(self.created_per_create),
         }
 
 
@@ -170,6 +219,10 @@ class FaultInjector:
             return False
         self.stats.faults[kind] += 1
         return True
+
+    def heads(self) -> bool:
+        """A seeded coin: which way a fault goes when it can go two ways."""
+        return self._rng.random() < 0.5
 
     def fraction(self) -> float:
         """A seeded number in [0.1, 0.9): where in a body a reset happens."""

@@ -100,6 +100,7 @@ class Sandbox:
         app.add_routes(self.gopro.routes())
         app.add_routes(self.gopro.control_routes())
         app.add_routes(self.google.routes())
+        app.add_routes(self.google.control_routes())
         app.add_routes(
             [
                 web.get("/_sandbox/library", self._inspect_library),
@@ -222,6 +223,19 @@ class Sandbox:
     def revoke_gopro_token(self) -> None:
         """Make every GoPro token issued so far invalid at once (the API answers 401)."""
         self.call(self.gopro.revoke_tokens)
+
+    # -- Google Photos, changed while serving ----------------------------------------------
+
+    def delete_album(self, album_id: str) -> None:
+        """Delete an album as its user would in Google Photos; its items stay in the library.
+
+        ``albums.get`` answers 404 after, ``albums.list`` omits it, and batchCreate or
+        batchAddMediaItems naming it answer 400 ("The provided ID does not match any albums.").
+
+        Raises:
+            KeyError: No such album.
+        """
+        self.call(lambda: self.google.delete_album(album_id))
 
     # -- client configuration --------------------------------------------------------------
 

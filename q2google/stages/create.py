@@ -1,22 +1,40 @@
-"""Create: register uploaded files as media items, in batches of at most 50.
+"""Create: register uploaded files as media items, 50 at a time, never blindly twice.
 
-Batches go out as soon as their tokens are ready, while transfer is still running, so no
-token nears its one-day lifetime. Before a call, the batch and its items are checkpointed as
-``running``; after it, each item's result. If a run dies in between, the next one finds the
-batch ``running`` and sends it again: items Google already created answer that their token
-was used, and are uploaded once more. Google deduplicates identical bytes into the existing
-item, so that second upload yields the same media item id, never a second copy. An expired
-token is handled the same way.
+Google Photos does not reliably merge a second create of the same bytes into the first item,
+so a batch whose outcome is unknown is never sent again as it is. Before a call the batch and
+its items are checkpointed ``running``. If the answer is lost (a 5xx, a timeout, a dropped
+connection), or the process dies before the next checkpoint, the batch stays ``running``
+until :meth:`CreateStage.settle` (after this run's uploads, or at the next run's start) lists
+the items this app created and finds each file by the marker in its description
+(:mod:`q2google.stages.marker`): what exists is delivered; only what is missing is created
+again, with its token while the token is young, else uploaded again.
+
+Google's answer is read per item: success; ``ALREADY_EXISTS`` (6): delivered; ``INVALID_ARGUMENT``
+(3) for a token that was sent before or is old: uploaded again (at most twice per file per
+run); 3 for a fresh token: Google refuses the file for good, recorded ``failed`` with its own
+message. A whole batch refused because the user deleted the album, or because the album is
+full, goes to the album found again (or made again), or to the next one, "Title (2)".
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from q2google.gphotos.models import MediaItemBatchCreateResponse, NewMediaItemResult
-from q2google.photos import MAX_BATCH, GooglePhotoLibraryPort, NewItemSpec
+from q2google.errors import StorageFullError
+from q2google.gphotos.api import album_refusal, is_storage_full
+from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
+from q2google.gphotos.models import (
+    CreateOutcomeUnknownError,
+    GoogleAPIError,
+    MediaItemBatchCreateResponse,
+    NewMediaItemResult,
+)
+from q2google.photos import GooglePhotoLibraryPort, NewItemSpec
+from q2google.stages.marker import description_for, item_key_in
 from q2google.state import (
     BatchState,
     ErrorRecord,
@@ -30,8 +48,25 @@ logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
 OnCreated = Callable[[list[ItemState]], Awaitable[None]]
+Clock = Callable[[], datetime]
+
 TOKEN_INVALID = 3
-"""INVALID_ARGUMENT: the token is unknown, used or expired; the bytes must be sent again."""
+"""INVALID_ARGUMENT: the token is used or expired, or Google cannot make an item of the file."""
+ALREADY_EXISTS = 6
+"""The token was already turned into a media item: the file is there."""
+TOKEN_FLUSH_AGE = timedelta(hours=1)
+"""A partial batch waits no longer for company (tokens live a day)."""
+TOKEN_REUSE_AGE = timedelta(hours=12)
+"""An older token is not trusted: the file is uploaded again instead."""
+RESENDS_PER_RUN = 2
+"""Uploads of one file again in a run, after Google said its token was used or expired."""
+ALBUM_SWITCHES = 3
+"""Albums tried for one batch (found again after a deletion, or the next one when full)."""
+
+
+def utc_now() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
 
 
 class CreateStage:
@@ -42,6 +77,7 @@ class CreateStage:
         persist: Saves a checkpoint.
         library_batch_size: Items per batchCreate call (1 to 50).
         on_created: Awaited with the items each batch created (after its checkpoint).
+        clock: The time now (tests move it).
     """
 
     def __init__(
@@ -49,15 +85,19 @@ class CreateStage:
         photos: GooglePhotoLibraryPort,
         persist: Persist,
         *,
-        library_batch_size: int = MAX_BATCH,
+        library_batch_size: int = MAX_BATCH_CREATE_ITEMS,
         on_created: OnCreated | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.photos = photos
         self.persist = persist
         self.on_created = on_created
-        self.batch_size = max(1, min(MAX_BATCH, library_batch_size))
+        self.clock = clock
+        self.batch_size = max(1, min(MAX_BATCH_CREATE_ITEMS, library_batch_size))
         self._ready: list[ItemState] = []
         self._lock = asyncio.Lock()
+        self._sent_before: set[str] = set()  # item keys whose token went out in a lost call
+        self._resends: Counter[str] = Counter()
         self.responses: list[MediaItemBatchCreateResponse] = []
         self.resend: list[ItemState] = []
 
@@ -67,19 +107,26 @@ class CreateStage:
             item
             for item in state.items.values()
             if item.transfer_status is StageStatus.COMPLETED
-            and item.create_status is not StageStatus.COMPLETED
             and item.upload_token
+            and item.exclusion is None
+            and (item.create_status is StageStatus.PENDING or _failed_for_now(item))
         ]
 
     async def add(self, state: SessionState, item: ItemState) -> None:
-        """Queue an uploaded item; send a batch as soon as one is full."""
-        self._ready.append(item)
+        """Queue an uploaded item; send a batch as soon as one is full, or old."""
+        self._queue(item)
         if len(self._ready) >= self.batch_size:
             await self.flush(state, whole_batches_only=True)
+        elif self._oldest_token_age() > TOKEN_FLUSH_AGE:
+            await self.flush(state)
+
+    def _queue(self, item: ItemState) -> None:
+        if all(queued.item_key != item.item_key for queued in self._ready):
+            self._ready.append(item)
 
     async def flush(self, state: SessionState, *, whole_batches_only: bool = False) -> None:
         """Send the queued items (only full batches unless told otherwise)."""
-        async with self._lock:  # one batchCreate at a time
+        async with self._lock:  # one batchCreate at a time, as Google asks
             while self._ready and (len(self._ready) >= self.batch_size or not whole_batches_only):
                 batch_items, self._ready = (
                     self._ready[: self.batch_size],
@@ -87,8 +134,69 @@ class CreateStage:
                 )
                 await self._create(state, batch_items)
 
+    async def settle(self, state: SessionState) -> None:
+        """Find out what batches with a lost answer did; queue again only what is missing.
+
+        Lists the items this app created (stopping as soon as every file sought is found) and
+        matches their markers. Found: delivered. Missing: created again with its token while
+        the token is young, else handed back for upload (in :attr:`resend`).
+        """
+        async with self._lock:  # no batch is in flight while its items are sought
+            await self._settle(state)
+
+    async def _settle(self, state: SessionState) -> None:
+        uncertain = [b for b in state.batches.values() if b.status is StageStatus.RUNNING]
+        sought = {
+            item.item_key: item
+            for item in state.items.values()
+            if item.create_status is StageStatus.RUNNING
+        }
+        found = await self._find(set(sought))
+        for batch in uncertain:
+            batch.status = StageStatus.COMPLETED
+            if batch.error is None:
+                batch.error = ErrorRecord(stage=StageName.CREATE, message="answer lost")
+        created = []
+        for key, item in sought.items():
+            if key in found:
+                self._created(item, found[key])
+                created.append(item)
+            else:
+                item.create_status = StageStatus.PENDING
+                self._sent_before.add(key)
+                if self._token_is_young(item):
+                    self._queue(item)
+                else:
+                    self._upload_again(item)
+        await self.persist(state)
+        if sought:
+            logger.info(
+                "after lost answers: %d files were in Google Photos, %d are sent again",
+                len(found),
+                len(sought) - len(found),
+            )
+        if created and self.on_created is not None:
+            await self.on_created(created)
+
+    async def _find(self, sought: set[str]) -> dict[str, str]:
+        """The media item ids of the files ``sought`` (item keys) that are in Google Photos.
+
+        Lists the app's items, newest first, and stops once every file sought is found.
+        """
+        found: dict[str, str] = {}
+        if not sought:
+            return found
+        async for media_item in self.photos.app_created_items():
+            key = item_key_in(media_item.description)
+            if key in sought and key not in found:
+                found[key] = media_item.id
+                if len(found) == len(sought):
+                    break
+        return found
+
+    # -- one batch -------------------------------------------------------------------------
+
     async def _create(self, state: SessionState, items: Sequence[ItemState]) -> None:
-        album_id = state.album_id
         batch = state.add_batch(
             BatchState(
                 batch_index=state.next_batch_index(),
@@ -101,68 +209,147 @@ class CreateStage:
             item.create_status = StageStatus.RUNNING
             item.batch_index = batch.batch_index
         await self.persist(state)  # before the call: a crash now means "maybe created"
-
         specs = [
             NewItemSpec(
                 str(item.upload_token),
                 item.file_name,
-                f"GoPro {item.media_type or 'media'} {item.media_id}"
-                + (f" #{item.file_index + 1}" if item.file_index else ""),
+                description_for(item.item_key, item.media_type),
             )
             for item in items
         ]
-        results = await self.photos.create_media_items(specs, album_id=album_id)
-        self.responses.append(MediaItemBatchCreateResponse(new_media_item_results=results))
-        for item, result in zip(items, results, strict=True):
-            self._record(item, result)
-        batch.responses = tuple(result.to_api() for result in results)
-        batch.status = (
-            StageStatus.COMPLETED if all(result.ok for result in results) else StageStatus.FAILED
-        )
-        await self.persist(state)
-        if self.on_created is not None:
-            created = [item for item in items if item.create_status is StageStatus.COMPLETED]
-            await self.on_created(created)
-
-    def _record(self, item: ItemState, result: NewMediaItemResult) -> None:
-        if result.ok and result.media_item is not None:
-            item.media_item_id = result.media_item.id
-            item.create_status = StageStatus.COMPLETED
-            item.upload_token = None
-            item.clear_error(StageName.CREATE)
-            return
-        if result.status.code == TOKEN_INVALID:
-            # Used (maybe by a run that died before its checkpoint) or expired: send the bytes
-            # again; Google answers identical bytes with the item it already has.
-            item.upload_token = item.upload_url = None
-            item.upload_offset = 0
-            item.transfer_status = StageStatus.PENDING
-            item.create_status = StageStatus.PENDING
-            self.resend.append(item)
-            return
-        item.create_status = StageStatus.FAILED
-        item.record_error(
-            ErrorRecord(
+        try:
+            results = await self._send(state, specs)
+        except CreateOutcomeUnknownError as lost:
+            batch.error = ErrorRecord(
                 stage=StageName.CREATE,
-                message=result.status.message,
-                code=str(result.status.code),
-                retryable=result.transient,
+                message=f"{lost}; what it did is checked before anything is sent again",
+                retryable=True,
             )
+            await self.persist(state)
+            logger.info("batch %d: the answer was lost; checked later", batch.batch_index)
+            return
+        except GoogleAPIError as refused:  # the whole batch: nothing was created
+            for item in items:
+                item.create_status = StageStatus.PENDING
+            batch.status = StageStatus.FAILED
+            batch.error = ErrorRecord(stage=StageName.CREATE, message=str(refused))
+            if is_storage_full(refused.error.code, refused.error.message):
+                await self.persist(state)
+                raise StorageFullError() from None
+            for item in items:
+                self._fail(item, str(refused), code=refused.error.status)
+            await self.persist(state)
+            return
+        self.responses.append(MediaItemBatchCreateResponse(new_media_item_results=results))
+        storage_full = False
+        for item, result in zip(items, results, strict=True):
+            storage_full |= self._record(item, result)
+        batch.responses = tuple(result.to_api() for result in results)
+        batch.status = StageStatus.COMPLETED if all(r.ok for r in results) else StageStatus.FAILED
+        await self.persist(state)
+        created = [item for item in items if item.create_status is StageStatus.COMPLETED]
+        if created and self.on_created is not None:
+            await self.on_created(created)
+        if storage_full:
+            raise StorageFullError()
+
+    async def _send(
+        self, state: SessionState, specs: Sequence[NewItemSpec]
+    ) -> list[NewMediaItemResult]:
+        """batchCreate into the session's album; into the album found or made again when
+        the user deleted it; split in halves when the album is full, and on into the next
+        album, "Title (2)", once not one more item fits. A refused call created nothing."""
+        for switch in range(ALBUM_SWITCHES + 1):
+            try:
+                return await self.photos.create_media_items(specs, album_id=state.album_id)
+            except GoogleAPIError as refused:
+                problem = album_refusal(refused.error) if state.album_title else None
+                if problem is None or switch == ALBUM_SWITCHES:
+                    raise
+                if problem == "full" and len(specs) > 1:  # fill it to the last place
+                    half = len(specs) // 2
+                    return await self._send(state, specs[:half]) + await self._send(
+                        state, specs[half:]
+                    )
+                assert state.album_title is not None
+                if problem == "full":
+                    state.album_part += 1
+                title = album_title(state.album_title, state.album_part)
+                logger.info("the album is %s: going on in %r", problem, title)
+                state.album_id = await self.photos.find_or_create_album(title, fresh=True)
+                await self.persist(state)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- one item --------------------------------------------------------------------------
+
+    def _record(self, item: ItemState, result: NewMediaItemResult) -> bool:
+        """Record Google's answer for one item; return whether it says the storage is full."""
+        if result.ok and result.media_item is not None:
+            self._created(item, result.media_item.id)
+            return False
+        code, message = result.status.code, result.status.message
+        if is_storage_full(code, message):
+            item.create_status = StageStatus.PENDING  # created once there is room again
+            return True
+        if code == ALREADY_EXISTS and result.media_item is not None:
+            self._created(item, result.media_item.id)
+        elif code == ALREADY_EXISTS:
+            item.create_status = StageStatus.RUNNING  # there: its id is found by settle()
+            self._sent_before.add(item.item_key)
+        elif code == TOKEN_INVALID and (
+            item.item_key in self._sent_before or not self._token_is_young(item)
+        ):
+            if self._resends[item.item_key] >= RESENDS_PER_RUN:
+                self._fail(item, f"Google keeps refusing its uploads: {message}", code=str(code))
+            else:
+                self._upload_again(item)
+        else:  # a fresh token refused: Google will not take this file; or a transient error
+            self._fail(item, message, code=str(code), retryable=result.transient)
+        return False
+
+    def _created(self, item: ItemState, media_item_id: str) -> None:
+        item.media_item_id = media_item_id
+        item.create_status = StageStatus.COMPLETED
+        item.upload_token = None
+        item.clear_error(StageName.CREATE)
+
+    def _upload_again(self, item: ItemState) -> None:
+        self._resends[item.item_key] += 1
+        item.upload_token = item.upload_url = None
+        item.upload_offset = 0
+        item.transfer_status = item.create_status = StageStatus.PENDING
+        self.resend.append(item)
+
+    def _fail(self, item: ItemState, message: str, *, code: str, retryable: bool = False) -> None:
+        item.create_status = StageStatus.FAILED
+        if not retryable:
+            item.upload_token = None  # a later `sessions retry` uploads it again
+        item.record_error(
+            ErrorRecord(stage=StageName.CREATE, message=message, code=code, retryable=retryable)
         )
+
+    def _token_is_young(self, item: ItemState) -> bool:
+        return self._token_age(item) <= TOKEN_REUSE_AGE
+
+    def _token_age(self, item: ItemState) -> timedelta:
+        if not item.upload_token_created_at:
+            return timedelta.max
+        return self.clock() - datetime.fromisoformat(item.upload_token_created_at)
+
+    def _oldest_token_age(self) -> timedelta:
+        return max((self._token_age(item) for item in self._ready), default=timedelta())
 
     async def recover(self, state: SessionState) -> None:
-        """Send again batches a dead run left ``running``, before anything else."""
-        stuck = [item for item in state.items.values() if item.create_status is StageStatus.RUNNING]
-        for batch in state.batches.values():
-            if batch.status is StageStatus.RUNNING:
-                batch.status = StageStatus.FAILED
-                batch.error = ErrorRecord(
-                    stage=StageName.CREATE,
-                    message="interrupted; its items were sent again",
-                    retryable=True,
-                )
-        for item in stuck:
-            item.create_status = StageStatus.PENDING
-        if stuck:
-            await self.persist(state)
-            logger.info("re-sending %d items of batches an earlier run left unfinished", len(stuck))
+        """Settle the batches a dead run left ``running`` before anything else is sent."""
+        await self.settle(state)
+
+
+def _failed_for_now(item: ItemState) -> bool:
+    """A create that failed with an error worth trying again (Google's transient codes)."""
+    error = item.errors.get(StageName.CREATE)
+    return item.create_status is StageStatus.FAILED and error is not None and error.retryable
+
+
+def album_title(title: str, part: int) -> str:
+    """The title of the session's album number ``part``: "Title", "Title (2)", ..."""
+    return title if part <= 1 else f"{title} ({part})"

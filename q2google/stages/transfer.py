@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
-from q2google.errors import Q2GoogleError
+from q2google.errors import Q2GoogleError, StorageFullError
 from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, Verdict
 from q2google.gopro.shapes import GONE_REASON
+from q2google.gphotos.api import is_storage_full
 from q2google.gphotos.limits import mime_type, refusal
 from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
@@ -181,6 +182,12 @@ class TransferStage:
             OSError,
             ValueError,
         ) as error:
+            if isinstance(error, GoogleAPIError) and is_storage_full(
+                error.error.code, error.error.message
+            ):
+                item.transfer_status = StageStatus.PENDING
+                await self.persist(state)
+                raise StorageFullError() from None
             item.transfer_status = StageStatus.FAILED
             metrics.files_failed += 1
             transient = is_transient(error)

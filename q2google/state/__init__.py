@@ -36,6 +36,8 @@ from q2google.state.base import (
     new_session,
     validate_session_id,
 )
+from q2google.state.claims import LedgerClaims
+from q2google.state.lease import FileLeases, LeaseHolder, SessionLeasing, session_lease
 from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
 
@@ -50,9 +52,13 @@ __all__ = [
     "BatchState",
     "DeliveryLedger",
     "ErrorRecord",
+    "FileLeases",
     "ItemState",
     "JsonFileBackend",
+    "LeaseHolder",
+    "LedgerClaims",
     "SessionCatalog",
+    "SessionLeasing",
     "SessionState",
     "StageName",
     "StageStatus",
@@ -62,6 +68,7 @@ __all__ = [
     "known_schemes",
     "make_item_key",
     "new_session",
+    "session_lease",
     "validate_session_id",
 ]
 

@@ -373,6 +373,8 @@ class SessionState(BaseModel):
             discovery resumes at that page.
         album_title: Google Photos album the session creates its items into, if any.
         album_id: Id of that album once found or created.
+        album_part: Which of the session's albums is filling: 1 is "Title", 2 "Title (2)"...
+            (an album holds at most 20,000 items).
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -388,6 +390,7 @@ class SessionState(BaseModel):
     discovery_next_page: int = Field(default=1, ge=1)
     album_title: str | None = None
     album_id: str | None = None
+    album_part: int = Field(default=1, ge=1)
 
     _items: dict[str, ItemState] = PrivateAttr(default_factory=dict)
     _batches: dict[int, BatchState] = PrivateAttr(default_factory=dict)

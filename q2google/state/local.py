@@ -42,6 +42,8 @@ from q2google.state.base import (
     refuse_other_session,
     validate_session_id,
 )
+from q2google.state.local_ledger import JsonLeasesAndClaims
+from q2google.state.retrying import DEFAULT_RETRY_SECONDS
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
@@ -65,18 +67,30 @@ _DELETED_PREFIX = ".deleted-"
 """Hidden name of a session directory being deleted."""
 
 
-class JsonFileBackend:
+class JsonFileBackend(JsonLeasesAndClaims):
     """Checkpoint sessions as a directory of JSON files each.
+
+    Also a :class:`~q2google.state.SessionLeasing` (OS file locks) and a
+    :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.local_ledger`).
 
     Args:
         state_dir: Root directory; created on the first save.
         durable: fsync files and directories so a checkpoint survives a power cut, not only
             a crash of the process. Leave on; switch off only for throwaway test data.
+        retry_seconds: How long a full disk or an I/O error is retried, with backoff, before
+            a :class:`~q2google.errors.StateUnavailableError` (exit 75).
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str], *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.durable = durable
+        self.retry_seconds = retry_seconds
 
     def __repr__(self) -> str:
         return f"JsonFileBackend({str(self.state_dir)!r})"
@@ -137,7 +151,12 @@ class JsonFileBackend:
             InvalidSessionIdError: The id is not allowed.
             StateCorruptError: A stored file is unreadable; it names the file, and nothing is
                 written or repaired.
+            StateUnavailableError: The disk kept failing (an I/O error) past the retries.
         """
+        self.session_dir(session_id)
+        return self._retrying(lambda: self._load_once(session_id), "read", session_id)
+
+    def _load_once(self, session_id: str) -> SessionState | None:
         directory = self.session_dir(session_id)
         meta_path = directory / META_FILE
         if meta_path.is_file():
@@ -154,23 +173,22 @@ class JsonFileBackend:
             InvalidSessionIdError: The id is not allowed.
             StateWriteError: The disk refused a write; the changes stay pending in ``state``
                 and the stored checkpoint is the previous one, still loadable.
+            StateUnavailableError: The disk stayed full (or failing) past the retries; likewise.
         """
+        self.session_dir(state.session_id)
+        self._retrying(lambda: self._save_once(state), "write", state.session_id, StateWriteError)
+
+    def _save_once(self, state: SessionState) -> None:
         directory = self.session_dir(state.session_id)
         first_save = not (directory / META_FILE).is_file()
         if first_save:
             state.mark_all_dirty()
-        try:
-            with state.pending_changes() as changes:
-                if changes.is_empty:
-                    return
-                if changes.full and not first_save:
-                    self._refuse_other_session(directory, state)
-                self._write(directory, changes, first_save=first_save)
-        except OSError as error:
-            raise StateWriteError(
-                f"cannot write session {state.session_id!r} under {self.state_dir}: "
-                f"{error.strerror or error}"
-            ) from error
+        with state.pending_changes() as changes:
+            if changes.is_empty:
+                return
+            if changes.full and not first_save:
+                self._refuse_other_session(directory, state)
+            self._write(directory, changes, first_save=first_save)
         if first_save:
             self._retire_legacy(state.session_id)
 
@@ -398,7 +416,7 @@ def _read_json(path: Path) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise StateError(f"cannot read {path}: {error.strerror or error}") from None
+        raise StateError(f"cannot read {path}: {error.strerror or error}") from error
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -12,7 +12,11 @@ Collections, each with a unique index on its natural key:
   progress, upload token, errors;
 - ``batches``: one per ``(session_id, batch_index)``: item keys, status, responses, error.
 
-The cross-session ledger is the session ``q2google-ledger`` in the same collections.
+The cross-session ledger is the session ``q2google-ledger`` in the same collections; session
+leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`).
+An unreachable server is retried with backoff for ``retry_seconds`` (60 s by default, or the
+URI's own ``serverSelectionTimeoutMS`` when it sets one) before a
+:class:`~q2google.errors.StateUnavailableError` (exit 75).
 
 ``save`` sends what changed since the last save as upserts in one unordered client-level
 ``bulkWrite`` (MongoDB 8.0 and later): one round trip per checkpoint, whatever the session's
@@ -22,7 +26,8 @@ size. Older servers get one unordered bulk per collection touched. Retryable wri
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from pymongo import ASCENDING, DeleteMany, InsertOne, MongoClient, UpdateOne
@@ -34,7 +39,13 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from q2google.errors import ConfigError, StateCorruptError, StateError, StateWriteError
+from q2google.errors import (
+    ConfigError,
+    StateCorruptError,
+    StateError,
+    StateUnavailableError,
+    StateWriteError,
+)
 from q2google.state.base import (
     BatchState,
     ItemState,
@@ -43,11 +54,15 @@ from q2google.state.base import (
     refuse_other_session,
     validate_session_id,
 )
+from q2google.state.mongo_lease import DEFAULT_LEASE_TTL_SECONDS, MongoLeasesAndClaims
+from q2google.state.retrying import DEFAULT_RETRY_SECONDS, retry_transient
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_DATABASE = "q2google"
 CLIENT_BULK_WRITE_WIRE_VERSION = 25
@@ -55,14 +70,21 @@ CLIENT_BULK_WRITE_WIRE_VERSION = 25
 _HIDDEN = {"_id": 0}
 
 
-class MongoBackend:
+class MongoBackend(MongoLeasesAndClaims):
     """Checkpoint sessions in MongoDB.
+
+    Also a :class:`~q2google.state.SessionLeasing` (lease documents renewed by a heartbeat)
+    and a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_lease`).
 
     Args:
         uri: ``mongodb://`` or ``mongodb+srv://`` connection string.
         timeout_ms: How long to look for a reachable server before giving up, unless the URI
             sets ``serverSelectionTimeoutMS`` or ``connectTimeoutMS`` itself.
         client: An existing client to use instead of connecting to ``uri``.
+        retry_seconds: How long an unreachable server is retried, with backoff, before a
+            :class:`~q2google.errors.StateUnavailableError`. Default: the URI's
+            ``serverSelectionTimeoutMS`` when it sets one (the user's own bound), else 60 s.
+        lease_ttl_seconds: How long a session's lease outlives its owner's last heartbeat.
 
     Raises:
         ConfigError: The URI is malformed (the message never repeats it: it may hold a
@@ -75,9 +97,16 @@ class MongoBackend:
         *,
         timeout_ms: int = 10_000,
         client: MongoClient[dict[str, Any]] | None = None,
+        retry_seconds: float | None = None,
+        lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
     ) -> None:
         self._where = _host_of(uri)
-        given = {name.lower() for name in parse_qs(urlsplit(uri).query)}
+        query = {name.lower(): values for name, values in parse_qs(urlsplit(uri).query).items()}
+        given = set(query)
+        self.retry_seconds = (
+            retry_seconds if retry_seconds is not None else _uri_wait_seconds(query)
+        )
+        self.lease_ttl_seconds = lease_ttl_seconds
         timeouts: dict[str, Any] = {  # the URI's own options win over the default
             name: timeout_ms
             for name in ("serverSelectionTimeoutMS", "connectTimeoutMS")
@@ -96,6 +125,8 @@ class MongoBackend:
         self._sessions = database["sessions"]
         self._items = database["items"]
         self._batches = database["batches"]
+        self._leases = database["leases"]
+        self._claims = database["claims"]
         self._indexed = False
 
     def __repr__(self) -> str:
@@ -122,14 +153,10 @@ class MongoBackend:
             StateCorruptError: A stored document is invalid.
         """
         validate_session_id(session_id)
-        with self._errors("read"):
-            meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
-            if meta is None:
-                return None
-            items = list(self._items.find({"session_id": session_id}, {"_id": 0, "session_id": 0}))
-            batches = list(
-                self._batches.find({"session_id": session_id}, {"_id": 0, "session_id": 0})
-            )
+        found = self._call("read", lambda: self._read(session_id))
+        if found is None:
+            return None
+        meta, items, batches = found
         try:
             return SessionState.from_parts(
                 meta,
@@ -147,27 +174,29 @@ class MongoBackend:
         Raises:
             StateWriteError: The write failed after the driver's retries; the changes stay
                 pending and the stored checkpoint is the previous one.
+            StateUnavailableError: The server stayed unreachable past the retries; likewise.
         """
         validate_session_id(state.session_id)
-        with self._errors("write", StateWriteError):
-            self._ensure_indexes()
-            with state.pending_changes() as changes:
-                if changes.is_empty:
-                    return
-                fresh = False
-                if changes.full and not self._refuse_other_session(state):
-                    # A first save: clear what an unfinished one left, then plain inserts.
-                    self._items.delete_many({"session_id": state.session_id})
-                    self._batches.delete_many({"session_id": state.session_id})
-                    fresh = True
-                self._write(changes, fresh=fresh)
+        self._call("write", lambda: self._save_once(state), StateWriteError)
+
+    def _save_once(self, state: SessionState) -> None:
+        self._ensure_indexes()
+        with state.pending_changes() as changes:
+            if changes.is_empty:
+                return
+            fresh = False
+            if changes.full and not self._refuse_other_session(state):
+                # A first save: clear what an unfinished one left, then plain inserts.
+                self._items.delete_many({"session_id": state.session_id})
+                self._batches.delete_many({"session_id": state.session_id})
+                fresh = True
+            self._write(changes, fresh=fresh)
 
     # -- sessions catalogue (beyond the protocol) ------------------------------------------
 
     def session_ids(self) -> list[str]:
         """Return the ids of the stored sessions, sorted."""
-        with self._errors("read"):
-            return sorted(self._sessions.distinct("session_id"))
+        return sorted(self._call("read", lambda: self._sessions.distinct("session_id")))
 
     def delete(self, session_id: str) -> bool:
         """Delete a session; return whether one was stored.
@@ -176,13 +205,40 @@ class MongoBackend:
         stray items and batches are removed then, or by the next first save under that id.
         """
         validate_session_id(session_id)
-        with self._errors("delete", StateWriteError):
+
+        def delete() -> bool:
             found = self._sessions.delete_one({"session_id": session_id}).deleted_count > 0
             self._items.delete_many({"session_id": session_id})
             self._batches.delete_many({"session_id": session_id})
-        return found
+            return found
+
+        return self._call("delete", delete, StateWriteError)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _read(
+        self, session_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+        meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
+        if meta is None:
+            return None
+        hidden = {"_id": 0, "session_id": 0}
+        items = list(self._items.find({"session_id": session_id}, hidden))
+        batches = list(self._batches.find({"session_id": session_id}, hidden))
+        return meta, items, batches
+
+    def _call(
+        self, doing: str, operation: Callable[[], T], kind: type[StateError] = StateError
+    ) -> T:
+        """Run a MongoDB operation, retrying while the server is unreachable, and turn the
+        driver's errors into one line naming the server."""
+        with self._errors(doing, kind):
+            return retry_transient(
+                operation,
+                transient=lambda error: isinstance(error, ConnectionFailure),
+                seconds=self.retry_seconds,
+                what=f"MongoDB {doing}",
+            )
 
     def _write(self, changes: StateChanges, *, fresh: bool = False) -> None:
         session_id = changes.session_id
@@ -294,15 +350,28 @@ class _MongoErrors:
             return
         where = self.backend._where
         if isinstance(error, ConnectionFailure):
-            message = (
-                f"MongoDB at {where} is unreachable ({type(error).__name__}); "
-                "everything done so far is saved: run the same command again once it is back"
-            )
-        elif isinstance(error, OperationFailure) and error.code in (13, 18):
+            raise StateUnavailableError(
+                f"the state store is out of reach: MongoDB at {where} is unreachable "
+                f"({type(error).__name__}, retried for {self.backend.retry_seconds:g} s); "
+                "progress up to the last checkpoint is saved: run the same command again once "
+                "it is back"
+            ) from None
+        if isinstance(error, OperationFailure) and error.code in (13, 18):
             message = f"MongoDB at {where} refused the credentials in Q2GOOGLE_STATE_URI"
         else:
             message = f"MongoDB at {where}: {self.doing} failed ({type(error).__name__})"
         raise self.kind(message) from None
+
+
+def _uri_wait_seconds(query: dict[str, list[str]]) -> float:
+    """How long to retry an unreachable server: the URI's ``serverSelectionTimeoutMS`` (the
+    user's own bound on waiting for MongoDB) when it sets one, else the default."""
+    for value in query.get("serverselectiontimeoutms", []):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            break
+    return DEFAULT_RETRY_SECONDS
 
 
 def _host_of(uri: str) -> str:

@@ -1,0 +1,53 @@
+"""The optional protocol that makes the delivery ledger safe across processes.
+
+Two different sessions may run at once (two cron jobs with overlapping windows). So that they
+never upload the same GoPro file twice, a run *claims* a file in the ledger before uploading
+it; the claim is atomic across processes. A backend that implements :class:`LedgerClaims`
+also stores each ledger entry on its own, atomically, so that two processes recording
+deliveries at the same time never lose one, and creating the ledger never races.
+
+A claim counts while its session is running: the session's lease
+(:class:`~q2google.state.lease.SessionLeasing`) is held. The claim of a session whose run
+died is taken over. Both built-in backends implement the protocol; the
+:class:`~q2google.state.DeliveryLedger` falls back to claims within one process, and to
+whole-ledger saves, for backends that do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from q2google.state.base import ItemState
+
+
+@runtime_checkable
+class LedgerClaims(Protocol):
+    """A backend that keeps the cross-session ledger safe across processes (optional)."""
+
+    def claim_item(self, item_key: str, session_id: str) -> bool:
+        """Claim a file for ``session_id``, atomically across processes.
+
+        Returns:
+            ``True`` when the claim is ``session_id``'s now: there was none, it was already
+            this session's, or its holder's session is not running (no lease held). ``False``
+            when another running session holds it. Whether the file is delivered already is
+            the caller's question (:meth:`delivered_entry`).
+        """
+        ...
+
+    def release_item(self, item_key: str, session_id: str) -> None:
+        """Drop ``session_id``'s claim on a file; nothing when the claim is not its own."""
+        ...
+
+    def record_deliveries(self, entries: Sequence[ItemState]) -> None:
+        """Store ledger entries, each on its own and atomically, creating the ledger if needed.
+
+        Entries recorded meanwhile by other processes are kept; an entry recorded twice
+        keeps the last form.
+        """
+        ...
+
+    def delivered_entry(self, item_key: str) -> ItemState | None:
+        """The ledger entry of a file as stored now, or ``None`` when it is not delivered."""
+        ...

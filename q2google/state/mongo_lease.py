@@ -1,0 +1,255 @@
+"""The MongoDB backend's session leases and ledger claims.
+
+Collections, beside ``sessions``, ``items`` and ``batches``:
+
+- ``leases``: one document per running session (``_id`` = session id, ``owner`` = a random
+  token of the run, ``host``, ``pid``, ``since``, ``expires_at``). It is taken with one atomic
+  ``find_one_and_update`` (upsert) whose filter matches only an expired lease or one of the
+  same owner, so of two runs exactly one gets it (the other's upsert fails on the unique
+  ``_id``). A heartbeat thread pushes ``expires_at`` on every third of the TTL; a run that
+  dies stops renewing, and its lease is taken over once it has expired.
+- ``claims``: one document per file being delivered (``_id`` = item key, ``session_id``...),
+  inserted atomically; the claim of a session whose lease has expired is taken over with a
+  conditional update on the old holder.
+
+Ledger entries are the ledger session's ``items`` documents, each upserted on its own.
+Expiry compares this machine's clock with the holder's: keep clocks in sync (NTP) to well
+under the TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pymongo
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from q2google.errors import StateError, StateWriteError
+from q2google.state.base import ItemState, new_session, utc_now_iso, validate_session_id
+from q2google.state.lease import LeaseHolder, busy_error
+from q2google.state.ledger import LEDGER_SESSION_ID
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_LEASE_TTL_SECONDS = 60.0
+"""How long a lease outlives its last heartbeat (heartbeats come every third of it)."""
+RELEASE_TIMEOUT_SECONDS = 5.0
+"""A lease that cannot be deleted in this time expires by itself."""
+_DUPLICATE_KEY = 11000
+_TRIES = 3
+
+
+class MongoLeasesAndClaims:
+    """:class:`~q2google.state.lease.SessionLeasing` and
+    :class:`~q2google.state.claims.LedgerClaims` for :class:`~q2google.state.mongo.MongoBackend`.
+    """
+
+    if TYPE_CHECKING:  # provided by MongoBackend
+        lease_ttl_seconds: float
+        _sessions: Collection[dict[str, Any]]
+        _items: Collection[dict[str, Any]]
+        _leases: Collection[dict[str, Any]]
+        _claims: Collection[dict[str, Any]]
+
+        def _call(
+            self, doing: str, operation: Callable[[], T], kind: type[StateError] = StateError
+        ) -> T: ...
+        def _ensure_indexes(self) -> None: ...
+
+    # -- SessionLeasing --------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, session_id: str) -> Iterator[LeaseHolder]:
+        """Hold ``session_id``, renewed by a heartbeat until the block ends.
+
+        Raises:
+            SessionBusyError: Another run holds an unexpired lease on it.
+            StateUnavailableError: MongoDB stayed unreachable.
+        """
+        validate_session_id(session_id)
+        holder = LeaseHolder.this_process()
+        current = self._call("lease", lambda: self._take(session_id, holder), StateWriteError)
+        if current is not None:
+            raise busy_error(session_id, current)
+        heartbeat = _Heartbeat(
+            lambda: self._renew(session_id, holder.owner), self.lease_ttl_seconds / 3, session_id
+        )
+        heartbeat.start()
+        try:
+            yield holder
+        finally:
+            heartbeat.stop()
+            try:
+                with pymongo.timeout(RELEASE_TIMEOUT_SECONDS):
+                    self._leases.delete_one({"_id": session_id, "owner": holder.owner})
+            except PyMongoError as error:  # it expires by itself
+                logger.warning("could not release the lease of %s (%s)", session_id, error)
+
+    def lease_holder(self, session_id: str) -> LeaseHolder | None:
+        """Who holds an unexpired lease on ``session_id``, or ``None``."""
+        validate_session_id(session_id)
+        return self._call("read", lambda: self._live_lease(session_id))
+
+    def _live_lease(self, session_id: str) -> LeaseHolder | None:
+        found = self._leases.find_one({"_id": session_id, "expires_at": {"$gt": _now()}})
+        if found is None:
+            return None
+        return LeaseHolder.from_dict(found) or LeaseHolder(host="?", pid=0, since="?")
+
+    def _take(self, session_id: str, holder: LeaseHolder) -> LeaseHolder | None:
+        """Take the lease; return ``None`` when taken, else who holds it."""
+        for _ in range(_TRIES):
+            now = _now()
+            try:
+                taken = self._leases.find_one_and_update(
+                    {
+                        "_id": session_id,
+                        "$or": [{"expires_at": {"$lte": now}}, {"owner": holder.owner}],
+                    },
+                    {"$set": {**holder.to_dict(), "expires_at": now + self._ttl()}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:  # held and unexpired: the upsert collided with it
+                taken = None
+            if taken is not None and taken.get("owner") == holder.owner:
+                return None
+            current = self._live_lease(session_id)
+            if current is not None:
+                return current
+        return LeaseHolder(host="?", pid=0, since="?")
+
+    def _renew(self, session_id: str, owner: str) -> bool:
+        with pymongo.timeout(max(1.0, self.lease_ttl_seconds / 3)):
+            renewed = self._leases.update_one(
+                {"_id": session_id, "owner": owner}, {"$set": {"expires_at": _now() + self._ttl()}}
+            )
+        return renewed.matched_count == 1
+
+    def _ttl(self) -> timedelta:
+        return timedelta(seconds=self.lease_ttl_seconds)
+
+    # -- LedgerClaims ----------------------------------------------------------------------
+
+    def claim_item(self, item_key: str, session_id: str) -> bool:
+        """Claim a file for ``session_id`` (see :class:`~q2google.state.claims.LedgerClaims`)."""
+        return self._call("claim", lambda: self._claim_once(item_key, session_id), StateWriteError)
+
+    def _claim_once(self, item_key: str, session_id: str) -> bool:
+        claim = {"session_id": session_id, "since": utc_now_iso()}
+        for _ in range(_TRIES):
+            try:
+                self._claims.insert_one({"_id": item_key, **claim})
+            except DuplicateKeyError:
+                pass
+            else:
+                return True
+            current = self._claims.find_one({"_id": item_key})
+            if current is None:  # released meanwhile: try again
+                continue
+            holder = current.get("session_id")
+            if holder == session_id:
+                return True
+            if isinstance(holder, str) and self._live_lease(holder) is not None:
+                return False
+            taken = self._claims.update_one(
+                {"_id": item_key, "session_id": holder}, {"$set": claim}
+            )
+            if taken.matched_count == 1:
+                return True
+        return False
+
+    def release_item(self, item_key: str, session_id: str) -> None:
+        """Drop ``session_id``'s claim on a file, if it is its own."""
+        self._call(
+            "release",
+            lambda: self._claims.delete_one({"_id": item_key, "session_id": session_id}),
+            StateWriteError,
+        )
+
+    def record_deliveries(self, entries: Sequence[ItemState]) -> None:
+        """Upsert each entry on its own, creating the ledger's session document if needed."""
+        if entries:
+            self._call("write", lambda: self._record_once(entries), StateWriteError)
+
+    def _record_once(self, entries: Sequence[ItemState]) -> None:
+        self._ensure_indexes()
+        meta = new_session(
+            LEDGER_SESSION_ID, start_date_iso="1970-01-01", end_date_iso="1970-01-01", batch_size=1
+        ).meta_dict()
+        del meta["session_id"]
+        with suppress(DuplicateKeyError):  # another process created it at the same instant
+            self._sessions.update_one(
+                {"session_id": LEDGER_SESSION_ID}, {"$setOnInsert": meta}, upsert=True
+            )
+        operations = [
+            UpdateOne(
+                {"session_id": LEDGER_SESSION_ID, "item_key": entry.item_key},
+                {"$set": entry.to_dict()},
+                upsert=True,
+            )
+            for entry in entries
+        ]
+        for attempt in range(_TRIES):
+            try:
+                self._items.bulk_write(operations, ordered=False)
+            except BulkWriteError as error:  # two upserts of one entry at once: update now
+                codes = {failure.get("code") for failure in error.details.get("writeErrors", [])}
+                if codes != {_DUPLICATE_KEY} or attempt == _TRIES - 1:
+                    raise
+            else:
+                return
+
+    def delivered_entry(self, item_key: str) -> ItemState | None:
+        """The stored ledger entry of a file, or ``None``."""
+        found = self._call(
+            "read",
+            lambda: self._items.find_one(
+                {"session_id": LEDGER_SESSION_ID, "item_key": item_key},
+                {"_id": 0, "session_id": 0},
+            ),
+        )
+        return ItemState.from_dict(found) if found is not None else None
+
+
+class _Heartbeat(threading.Thread):
+    """Renews a lease every ``interval`` seconds until stopped (a daemon: it dies with us)."""
+
+    def __init__(self, renew: Callable[[], bool], interval: float, session_id: str) -> None:
+        super().__init__(name=f"q2google-lease-{session_id}", daemon=True)
+        self._renew, self._interval, self._session_id = renew, interval, session_id
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                if not self._renew():
+                    logger.warning(
+                        "the lease of session %s expired and was taken over: another run may be "
+                        "working on it",
+                        self._session_id,
+                    )
+                    return
+            except PyMongoError as error:  # the next beat tries again; the TTL leaves room
+                logger.debug("lease heartbeat of %s failed (%s)", self._session_id, error)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=RELEASE_TIMEOUT_SECONDS)
+
+
+def _now() -> datetime:
+    """Now, as the naive UTC datetime the client reads back (``tz_aware=False``)."""
+    return datetime.now(UTC).replace(tzinfo=None)
