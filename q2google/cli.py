@@ -161,9 +161,21 @@ def _report_run(summary: RunSummary, as_json: bool) -> None:
             typer.echo(f"retry them with: q2google sessions retry {summary.session_id}")
         for line in _held_back_reasons(summary.held_back):
             typer.echo(line)
+        if counts.get("pending") and not counts.get("failed"):
+            typer.echo(f"run the same command again to finish the {counts['pending']} to do")
         if counts.get("deferred"):
             typer.echo(f"run the same command later to deliver the {counts['deferred']} deferred")
-    raise typer.Exit(0 if summary.ok else 1)
+    raise typer.Exit(run_exit_code(summary))
+
+
+def run_exit_code(summary: RunSummary) -> int:
+    """0 when every file is where it belongs; 1 when some failed for good; 75 when nothing
+    failed but some are still to do (an answer Google lost, settled by the next run)."""
+    from q2google.errors import EXIT_FILES_FAILED, EXIT_OK, EXIT_TRY_LATER
+
+    if summary.ok:
+        return EXIT_OK
+    return EXIT_FILES_FAILED if summary.by_status.get("failed") else EXIT_TRY_LATER
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -26,7 +26,7 @@ from q2google.photos import GooglePhotoLibraryPort
 from q2google.stages.create import CreateStage
 from q2google.stages.discovery import DiscoveryStage
 from q2google.stages.metrics import SyncTransferMetrics
-from q2google.stages.transfer import TransferStage
+from q2google.stages.transfer import Claim, PermanentItemError, TransferStage
 from q2google.state import (
     DeliveryLedger,
     ItemState,
@@ -36,6 +36,8 @@ from q2google.state import (
     SyncStateBackend,
     new_session,
 )
+from q2google.state.base import ExclusionKind
+from q2google.state.lease import session_lease
 from q2google.state.ledger import refuse_reserved
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,26 @@ class GoProToPhotosSync:
             logger.info("%d files were delivered by an earlier session; not sent again", skipped)
             await self._persist_state(state)
 
+    def _claims(self, state: SessionState, ledger: DeliveryLedger) -> Claim:
+        """Ask the cross-session ledger before each transfer: a file another session has
+        delivered meanwhile is done here too; one it is sending now waits for a later run."""
+
+        async def claim(item: ItemState) -> bool:
+            if await asyncio.to_thread(ledger.claim, item.item_key, state.session_id):
+                return True
+            known = await asyncio.to_thread(ledger.delivered, item.item_key)
+            if known is not None:
+                item.media_item_id, item.upload_token = known, None
+                item.transfer_status = StageStatus.SKIPPED
+                item.create_status = StageStatus.COMPLETED
+            else:
+                item.exclude(
+                    ExclusionKind.DEFERRED, "another q2google session is sending it right now"
+                )
+            return False
+
+        return claim
+
     async def _load_or_start(self, session_id: str, **window: Any) -> SessionState:
         """The stored session, or a new one (checkpointed at once) with ``window``."""
         state = await asyncio.to_thread(self.state_backend.load, session_id)
@@ -148,10 +170,39 @@ class GoProToPhotosSync:
 
         Returns:
             The batchCreate responses of this run, in order.
+
+        Raises:
+            SessionBusyError: Another run holds the session (a backend that can lease).
         """
+        refuse_reserved(session_id)
+        async with session_lease(self.state_backend, session_id):  # one owner per session
+            return await self._sync(
+                start_date,
+                end_date,
+                session_id=session_id,
+                batch_size=batch_size,
+                fail_fast=fail_fast,
+                album_title=album_title,
+                on_stage_start=on_stage_start,
+                on_stage_complete=on_stage_complete,
+                transfer_metrics=transfer_metrics,
+            )
+
+    async def _sync(
+        self,
+        start_date: datetime,
+        end_date: datetime,
+        *,
+        session_id: str,
+        batch_size: int | None,
+        fail_fast: bool | None,
+        album_title: str | None,
+        on_stage_start: StageStartCallback | None,
+        on_stage_complete: StageCompleteCallback | None,
+        transfer_metrics: SyncTransferMetrics | None,
+    ) -> list[MediaItemBatchCreateResponse]:
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
         metrics = transfer_metrics if transfer_metrics is not None else SyncTransferMetrics()
-        refuse_reserved(session_id)
         state = await self._load_or_start(
             session_id,
             start_date_iso=start_date.isoformat(),
@@ -202,12 +253,19 @@ class GoProToPhotosSync:
 
             metrics.stage = "transfer"
             work = _transfer_and_create(
-                state, transfer, create, metrics, fail_fast=stop_early, on_uploaded=uploaded
+                state,
+                transfer,
+                create,
+                metrics,
+                fail_fast=stop_early,
+                on_uploaded=uploaded,
+                claim=self._claims(state, ledger),
             )
             await _staged("transfer", state, on_stage_start, on_stage_complete, work)
         finally:
             if self.cdn is None:
                 await cdn.aclose()
+            await _release_claims(ledger, state)
         created = all(
             item.create_status in (StageStatus.COMPLETED, StageStatus.SKIPPED)
             or item.exclusion is not None  # held back on purpose: not the create stage's doing
@@ -230,24 +288,42 @@ async def _transfer_and_create(
     *,
     fail_fast: bool,
     on_uploaded: Callable[[ItemState], Awaitable[None]],
+    claim: Claim,
 ) -> None:
     """Transfer, create as batches fill, settle lost answers; upload again what Google
     refused the token of, a few rounds at most."""
     for round_number in range(RESEND_ROUNDS + 1):
         try:
-            await transfer.run(state, fail_fast=fail_fast, on_uploaded=on_uploaded, metrics=metrics)
-        except (GoProAuthError, QuotaExhaustedError, TryLaterError, KeyboardInterrupt):
+            await transfer.run(
+                state, fail_fast=fail_fast, on_uploaded=on_uploaded, metrics=metrics, claim=claim
+            )
+        except (GoProAuthError, QuotaExhaustedError, TryLaterError, PermanentItemError):
             await _create_before_stopping(create, state)
             raise
         for _ in range(SETTLE_ROUNDS):  # lost answers: find what they did, send what misses
             await create.flush(state)
             await create.settle(state)
-        await create.flush(state)
-        metrics.count(state)
+        await create.flush(state)  # what the last settle queued again (a lost answer here is
+        metrics.count(state)  # settled by the next run: its files are still to do, exit 75)
         if not create.resend or round_number == RESEND_ROUNDS:
             break
         logger.info("uploading %d items again whose tokens Google refused", len(create.resend))
         create.resend.clear()
+
+
+async def _release_claims(ledger: DeliveryLedger, state: SessionState) -> None:
+    """Let go of the claims on files not delivered, except those whose create may have
+    happened or is still to come from a token (the next run of this session settles them)."""
+    unsettled = [
+        item.item_key
+        for item in state.items.values()
+        if item.create_status is StageStatus.RUNNING
+        or (item.upload_token and item.create_status is not StageStatus.COMPLETED)
+    ]
+    try:
+        await asyncio.to_thread(ledger.release_all, state.session_id, keep=unsettled)
+    except Exception as error:  # the run's own outcome is what the user must see
+        logger.warning("could not release this session's claims: %s", error)
 
 
 async def _create_before_stopping(create: CreateStage, state: SessionState) -> None:

@@ -43,6 +43,7 @@ class FakePhotos:
     lose_answer: str | None = None  # "after-commit" or "before-commit", once
     refuse: set[str] = field(default_factory=set)
     storage_full: bool = False
+    storage_full_at: int | None = None  # whole calls refused once the library holds this many
     calls: int = 0
 
     async def create_media_items(
@@ -61,6 +62,16 @@ class FakePhotos:
             raise GoogleAPIError(
                 "batchCreate",
                 GoogleErrorBody(code=400, status="INVALID_ARGUMENT", message="The album is full."),
+            )
+        if self.storage_full_at is not None and len(self.items) >= self.storage_full_at:
+            raise GoogleAPIError(
+                "batchCreate",
+                GoogleErrorBody(
+                    code=400,
+                    status="INVALID_ARGUMENT",
+                    message="The remaining storage in the user's account is not enough to "
+                    "perform this operation.",
+                ),
             )
         lost, self.lose_answer = self.lose_answer, None
         if lost == "before-commit":
@@ -245,3 +256,17 @@ async def test_a_partial_batch_does_not_wait_for_company_with_old_tokens() -> No
     for item in stage.ready_items(state):
         await stage.add(state, item)  # 3 of 10: a partial batch, but its tokens are old
     assert len(photos.items) == 3
+
+
+async def test_storage_full_while_filling_an_album_keeps_what_was_created() -> None:
+    photos = FakePhotos(album_capacity=7, storage_full_at=5)
+    state = uploaded_session(10)
+    stage = await prepared(photos, state)
+    with pytest.raises(StorageFullError):
+        await run(stage, state)
+    created = [i for i in state.items.values() if i.create_status is StageStatus.COMPLETED]
+    assert len(created) == len(photos.items) == 5, "what Google created is recorded so"
+    assert not [i for i in state.items.values() if i.create_status is StageStatus.FAILED]
+    photos.storage_full_at = None
+    await run(stage_for(photos), state)
+    assert photos.keys() == sorted(item.item_key for item in state.items.values()), "each once"

@@ -177,3 +177,20 @@ async def test_an_album_deleted_between_runs_is_made_again_and_new_files_land_in
     assert new
     assert new <= set(albums[0]["mediaItemIds"])
     assert stored_state(tmp_path).album_id == albums[0]["id"]
+
+
+@pytest.mark.sandbox(library=LIBRARY, faults="bandwidth=8MiB")
+async def test_two_sessions_over_one_window_at_once_upload_each_file_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import asyncio
+
+    await asyncio.gather(
+        run_sync(sandbox, tmp_path, session="a"), run_sync(sandbox, tmp_path, session="b")
+    )
+    assert_exactly_once(sandbox)  # never merged: a file sent by both would be there twice
+    for session in ("a", "b"):  # what one waited for, the other delivered: a rerun settles it
+        await run_sync(sandbox, tmp_path, session=session)
+        assert summarize(stored_state(tmp_path, session)).status == "completed"
+    assert_exactly_once(sandbox)
+    assert sandbox.stats.upload_bytes_received <= 1.2 * LIBRARY.total_bytes

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from q2google.errors import Q2GoogleError
+from q2google.errors import Q2GoogleError, TryLaterError
 
 TRANSIENT_ITEM_CODES = frozenset({4, 8, 10, 13, 14})
 """google.rpc codes of a batchCreate item worth retrying: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
@@ -121,9 +121,10 @@ class GoogleAPIError(Q2GoogleError):
         self.operation, self.error = operation, error
 
 
-class CreateOutcomeUnknownError(Exception):
+class CreateOutcomeUnknownError(TryLaterError):
     """A ``mediaItems:batchCreate`` was sent and its answer was lost (a 5xx, a timeout, a
-    dropped connection): some or all of its items may exist. Never resend it blindly."""
+    dropped connection): some or all of its items may exist. Never resend it blindly; the
+    pipeline finds out what it did (should one escape, it is exit 75: run again later)."""
 
 
 class GoogleAuthError(Q2GoogleError):

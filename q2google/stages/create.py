@@ -25,13 +25,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from q2google.errors import StorageFullError
-from q2google.gphotos.api import album_refusal, is_storage_full
+from q2google.gphotos.answers import album_refusal, is_storage_full
 from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
 from q2google.gphotos.models import (
     CreateOutcomeUnknownError,
     GoogleAPIError,
     MediaItemBatchCreateResponse,
     NewMediaItemResult,
+    Status,
 )
 from q2google.photos import GooglePhotoLibraryPort, NewItemSpec
 from q2google.stages.marker import description_for, item_key_in
@@ -98,6 +99,7 @@ class CreateStage:
         self._lock = asyncio.Lock()
         self._sent_before: set[str] = set()  # item keys whose token went out in a lost call
         self._resends: Counter[str] = Counter()
+        self._rechecked: Counter[str] = Counter()
         self.responses: list[MediaItemBatchCreateResponse] = []
         self.resend: list[ItemState] = []
 
@@ -268,9 +270,12 @@ class CreateStage:
                     raise
                 if problem == "full" and len(specs) > 1:  # fill it to the last place
                     half = len(specs) // 2
-                    return await self._send(state, specs[:half]) + await self._send(
-                        state, specs[half:]
-                    )
+                    first = await self._send(state, specs[:half])
+                    try:
+                        rest = await self._send(state, specs[half:])
+                    except GoogleAPIError as later:  # the first half exists: answer per item
+                        rest = [_refused(spec, later) for spec in specs[half:]]
+                    return first + rest
                 assert state.album_title is not None
                 if problem == "full":
                     state.album_part += 1
@@ -296,6 +301,13 @@ class CreateStage:
         elif code == ALREADY_EXISTS:
             item.create_status = StageStatus.RUNNING  # there: its id is found by settle()
             self._sent_before.add(item.item_key)
+        elif (
+            code == TOKEN_INVALID
+            and item.item_key in self._sent_before
+            and (not self._rechecked[item.item_key])
+        ):  # used: by the lost call, surely; the listing may have lagged: look once more
+            self._rechecked[item.item_key] += 1
+            item.create_status = StageStatus.RUNNING
         elif code == TOKEN_INVALID and (
             item.item_key in self._sent_before or not self._token_is_young(item)
         ):
@@ -342,6 +354,12 @@ class CreateStage:
     async def recover(self, state: SessionState) -> None:
         """Settle the batches a dead run left ``running`` before anything else is sent."""
         await self.settle(state)
+
+
+def _refused(spec: NewItemSpec, refused: GoogleAPIError) -> NewMediaItemResult:
+    """Google's refusal of a whole call, as the answer for one of its items."""
+    status = Status(code=refused.error.code, message=refused.error.message or str(refused))
+    return NewMediaItemResult(upload_token=spec.upload_token, status=status)
 
 
 def _failed_for_now(item: ItemState) -> bool:

@@ -19,7 +19,7 @@ import httpx
 from q2google.errors import Q2GoogleError, StorageFullError
 from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, Verdict
 from q2google.gopro.shapes import GONE_REASON
-from q2google.gphotos.api import is_storage_full
+from q2google.gphotos.answers import is_storage_full
 from q2google.gphotos.limits import mime_type, refusal
 from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
 OnUploaded = Callable[[ItemState], Awaitable[None]]
+Claim = Callable[[ItemState], Awaitable[bool]]
+"""Whether this run may transfer a file now; it records why not on the item itself."""
 URL_REFRESHES = 3
 
 
@@ -103,8 +105,12 @@ class TransferStage:
         fail_fast: bool,
         on_uploaded: OnUploaded,
         metrics: SyncTransferMetrics | None = None,
+        claim: Claim | None = None,
     ) -> None:
         """Transfer every item whose bytes are not yet in Google; hand each to ``on_uploaded``.
+
+        ``claim`` is asked before a file is transferred whether this run may send it now (the
+        cross-session ledger: another session may hold it, or have delivered it).
 
         Raises:
             Q2GoogleError: The run cannot go on now (a quota, a refused token, a cloud that
@@ -123,10 +129,13 @@ class TransferStage:
         async def worker() -> None:
             while not queue.empty():
                 item = queue.get_nowait()
+                if claim is not None and not await claim(item):
+                    await self.persist(state)
+                    continue
                 ok = await self._transfer(state, item, metrics)
                 if ok:
                     await on_uploaded(item)
-                elif fail_fast:
+                elif fail_fast and item.transfer_status is StageStatus.FAILED:
                     reason = item.errors[StageName.TRANSFER].message
                     raise PermanentItemError(f"{item.file_name}: {reason}")
 

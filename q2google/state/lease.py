@@ -15,10 +15,12 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from filelock import FileLock, Timeout
@@ -102,12 +104,21 @@ class SessionLeasing(Protocol):
         ...
 
 
+_HELD: ContextVar[Mapping[tuple[int, str], LeaseHolder]] = ContextVar(
+    "q2google_leases", default=MappingProxyType({})
+)
+"""Leases the current task holds (tasks it starts inherit them, siblings do not): taking one
+again through the same backend object is a no-op."""
+
+
 @asynccontextmanager
 async def session_lease(backend: object, session_id: str) -> AsyncIterator[LeaseHolder | None]:
     """Hold ``session_id`` for the ``async with`` block, when ``backend`` can lease.
 
     The lease is taken in a worker thread (the backend may block on the network) and released
-    on the way out, on success, error or cancellation (Ctrl-C) alike.
+    on the way out, on success, error or cancellation (Ctrl-C) alike. Taking it again through
+    the same backend object in the task that holds it (the CLI takes it, then the pipeline)
+    is a no-op; another task gets :class:`~q2google.errors.SessionBusyError`.
 
     Yields:
         The holder (this process), or ``None`` when the backend does not implement
@@ -119,11 +130,18 @@ async def session_lease(backend: object, session_id: str) -> AsyncIterator[Lease
     if not isinstance(backend, SessionLeasing):
         yield None
         return
+    held = (id(backend), session_id)
+    outer = _HELD.get()
+    if held in outer:  # this task holds it already (the CLI, then the pipeline inside)
+        yield outer[held]
+        return
     manager = backend.lease(session_id)
     holder = await asyncio.to_thread(manager.__enter__)
+    token = _HELD.set(MappingProxyType({**outer, held: holder}))
     try:
         yield holder
     finally:  # here, not in a thread: a cancelled run must not leave before its lease goes
+        _HELD.reset(token)
         manager.__exit__(None, None, None)
 
 

@@ -16,6 +16,7 @@ another backend, claims hold within one ledger object and the ledger is saved wh
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 
 from q2google.errors import InvalidSessionIdError
 from q2google.state.base import (
@@ -180,10 +181,16 @@ class DeliveryLedger:
         if self._claims is not None:
             self._claims.release_item(item_key, session_id)
 
-    def release_all(self, session_id: str) -> int:
-        """Let go of every claim ``session_id`` made through this ledger; return how many."""
+    def release_all(self, session_id: str, *, keep: Collection[str] = ()) -> int:
+        """Let go of every claim ``session_id`` made through this ledger, but those on the files
+        in ``keep``; return how many were let go."""
+        kept = set(keep)
         with self._lock:
-            keys = [key for key, owner in self._claimed.items() if owner == session_id]
+            keys = [
+                key
+                for key, owner in self._claimed.items()
+                if owner == session_id and key not in kept
+            ]
         for key in keys:
             self.release(key, session_id)
         return len(keys)

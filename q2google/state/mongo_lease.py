@@ -20,6 +20,7 @@ under the TTL.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -86,9 +87,11 @@ class MongoLeasesAndClaims:
             lambda: self._renew(session_id, holder.owner), self.lease_ttl_seconds / 3, session_id
         )
         heartbeat.start()
+        _HELD_HERE.add(session_id)
         try:
             yield holder
         finally:
+            _HELD_HERE.discard(session_id)
             heartbeat.stop()
             try:
                 with pymongo.timeout(RELEASE_TIMEOUT_SECONDS):
@@ -126,9 +129,24 @@ class MongoLeasesAndClaims:
             if taken is not None and taken.get("owner") == holder.owner:
                 return None
             current = self._live_lease(session_id)
-            if current is not None:
+            if current is not None and not self._orphaned(session_id, current, holder):
                 return current
+            if current is not None:  # left by a dead run on this host: take it over now
+                self._leases.update_one(
+                    {"_id": session_id, "owner": current.owner},
+                    {"$set": {"expires_at": now - timedelta(seconds=1)}},
+                )
         return LeaseHolder(host="?", pid=0, since="?")
+
+    @staticmethod
+    def _orphaned(session_id: str, current: LeaseHolder, holder: LeaseHolder) -> bool:
+        """Whether a live lease was left by a run of this host that is gone: a dead process,
+        or this one when it no longer holds it (its release failed: MongoDB was away)."""
+        if current.host != holder.host:
+            return False  # another machine: only its expiry tells
+        if current.pid == holder.pid:
+            return session_id not in _HELD_HERE
+        return not _alive(current.pid)
 
     def _renew(self, session_id: str, owner: str) -> bool:
         with pymongo.timeout(max(1.0, self.lease_ttl_seconds / 3)):
@@ -253,3 +271,18 @@ class _Heartbeat(threading.Thread):
 def _now() -> datetime:
     """Now, as the naive UTC datetime the client reads back (``tz_aware=False``)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+_HELD_HERE: set[str] = set()
+"""Sessions whose MongoDB lease this process holds now."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
