@@ -22,11 +22,10 @@ from q2google import __version__
 from q2google.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Q2GoogleError
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from q2google.config import Q2GoogleSettings
     from q2google.progress import ProgressMode
     from q2google.run import RunSummary
+    from q2google.window import WindowRequest
 
 T = TypeVar("T")
 
@@ -108,9 +107,19 @@ def sandbox_serve(
 
 
 def _settings(**overrides: object) -> Q2GoogleSettings:
-    from q2google.config import get_settings
+    """Settings, saying once on stderr when the JSON state is at the old default place."""
+    from q2google.config import get_settings, legacy_state_notice
 
-    return get_settings(**overrides)
+    settings = get_settings(**overrides)
+    notice = legacy_state_notice(settings)
+    if notice and notice not in _shown:
+        _shown.add(notice)
+        typer.echo(f"q2google: {notice}", err=True)
+    return settings
+
+
+_shown: set[str] = set()
+"""Notices already printed by this process."""
 
 
 def _session_id(session: str) -> str:
@@ -153,6 +162,11 @@ def _report_run(summary: RunSummary, as_json: bool) -> None:
             + (", " + _counts(others) if any(others.values()) else "")
             + f"; {human_bytes(summary.bytes_uploaded)} sent in {summary.seconds:.1f} s"
         )
+        if summary.listings > 1:
+            typer.echo(
+                f"{summary.new_since_last_run} new since last run "
+                f"(window {summary.window.get('start')} to {summary.window.get('end')})"
+            )
         if summary.stopped_early:
             typer.echo("stopped at the first failure (--fail-fast)")
         for failure in summary.failures:
@@ -211,10 +225,27 @@ def sync(
     *,
     session: Annotated[str, typer.Option("--session", help="Session id; run again to resume.")],
     start: Annotated[
-        str | None, typer.Option(help="First capture day, YYYY-MM-DD (new sessions).")
+        str | None,
+        typer.Option(
+            help="Window start, inclusive: YYYY-MM-DD (midnight in --tz) or an ISO 8601 time "
+            "(new sessions).",
+        ),
     ] = None,
-    end: Annotated[str | None, typer.Option(help="Last capture day, YYYY-MM-DD.")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Window end, exclusive, the same forms; leave it out: up to now."),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="IANA time zone of dates and times without offset (default: local)."
+        ),
+    ] = None,
     album: Annotated[str | None, typer.Option(help="Google Photos album to add to.")] = None,
+    widen: Annotated[
+        bool,
+        typer.Option("--widen", help="Widen a stored session's window to --start/--end."),
+    ] = False,
     concurrency: Concurrency = None,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first permanent failure.")
@@ -226,25 +257,34 @@ def sync(
     as_json: AsJson = False,
 ) -> None:
     """Copy media captured in a window from the GoPro cloud into Google Photos, or resume."""
-    from q2google.run import parse_day, run_session
+    from q2google.run import run_session
+    from q2google.window import WindowRequest, parse_moment, time_zone
 
     _session_id(session)
-    first = parse_day(start, "--start") if start else None
-    last = parse_day(end, "--end") if end else None
+    zone = time_zone(tz)
+    request = WindowRequest(
+        start=parse_moment(start, "--start", zone) if start else None,
+        end=parse_moment(end, "--end", zone) if end else None,
+        album=album,
+        written_start=start,
+        written_end=end,
+    )
     overrides: dict[str, object] = {"fail_fast": True} if fail_fast else {}
     if concurrency:
         overrides["transfer_concurrency"] = concurrency
     settings = _settings(**overrides)
     if dry_run:
-        _dry_run(settings, session, first, last, as_json)
+        _dry_run(settings, session, request, widen, as_json)
     summary = _run_interruptibly(
         run_session(
             settings,
             session_id=session,
-            start=first,
-            end=last,
+            start=request.start,
+            end=request.end,
             album=album,
             progress=_progress_mode(as_json),
+            widen=widen,
+            request=request,
         ),
         session,
     )
@@ -254,8 +294,8 @@ def sync(
 def _dry_run(
     settings: Q2GoogleSettings,
     session: str,
-    first: datetime | None,
-    last: datetime | None,
+    request: WindowRequest,
+    widen: bool,
     as_json: bool,
 ) -> None:
     import asyncio
@@ -265,7 +305,16 @@ def _dry_run(
     from q2google.progress import human_bytes
     from q2google.run import dry_run
 
-    report = asyncio.run(dry_run(settings, session_id=session, start=first, end=last))
+    report = asyncio.run(
+        dry_run(
+            settings,
+            session_id=session,
+            start=request.start,
+            end=request.end,
+            widen=widen,
+            request=request,
+        )
+    )
     if as_json:
         typer.echo(json.dumps({"dry_run": True, **dataclasses.asdict(report)}))
         raise typer.Exit(0)
@@ -308,18 +357,23 @@ def sessions_list(as_json: AsJson = False) -> None:
     if not summaries:
         typer.echo(f"no sessions in {backend!r}")
         return
-    rows = [("SESSION", "STATUS", "WINDOW", "DONE/FILES", "FAILED", "SIZE", "UPDATED")]
+    header = ("SESSION", "STATUS", "WINDOW", "DONE/FILES", "NEW", "FAILED", "SKIPPED", "GONE")
+    rows: list[tuple[str, ...]] = [(*header, "SIZE", "UPDATED")]
     for summary in summaries:
         if summary.error is not None:
-            rows.append((summary.session_id, summary.status, "-", "-", "-", "-", "-"))
+            rows.append((summary.session_id, summary.status, *["-"] * (len(rows[0]) - 2)))
             continue
+        counts = summary.by_status
         rows.append(
             (
                 summary.session_id,
                 summary.status,
                 f"{summary.window['start']}..{summary.window['end']}",
-                f"{summary.by_status['completed']}/{to_deliver(summary.files, summary.by_status)}",
-                str(summary.by_status["failed"]),
+                f"{counts['completed']}/{to_deliver(summary.files, counts)}",
+                str(summary.new_since_last_run),
+                str(counts["failed"]),
+                str(counts["skipped"]),
+                str(counts["gone"]),
                 human_bytes(summary.bytes_total),
                 summary.updated_at[:16].replace("T", " "),
             )
@@ -350,16 +404,22 @@ def sessions_show(
     counts = summary.by_status
     lines = [
         f"session {summary.session_id}: {summary.status}",
-        f"  window   {summary.window['start']} to {summary.window['end']}",
-        f"  album    {summary.album or '-'}",
-        f"  files    {summary.files}: " + _counts(counts),
-        f"  size     {human_bytes(summary.bytes_completed)} in Google Photos of "
-        f"{human_bytes(summary.bytes_total)} known",
+        _row("window", f"{summary.window['start']} to {summary.window['end']} (end exclusive)"),
+        _row("album", summary.album or "-"),
+        _row(
+            "files", f"{summary.files}: " + ", ".join(f"{n} {name}" for name, n in counts.items())
+        ),
+        _row("new", f"{summary.new_since_last_run} since the last run"),
+        _row(
+            "size",
+            f"{human_bytes(summary.bytes_completed)} in Google Photos of "
+            f"{human_bytes(summary.bytes_total)} known",
+        ),
     ]
     for stage, by_status in summary.by_stage.items():
         detail = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
-        lines.append(f"  {stage:<10}{detail or '-'}")
-    lines.append(f"  updated  {summary.updated_at}")
+        lines.append(_row(stage, detail or "-"))
+    lines.append(_row("updated", summary.updated_at))
     if summary.failures:
         lines.append(f"failed files ({len(summary.failures)}):")
         lines += [f"  {f['file']} ({f['item']}): {f['error']}" for f in summary.failures]
@@ -367,6 +427,11 @@ def sessions_show(
     for held in summary.held_back:
         lines.append(f"  {held['outcome']}: {held['file']} ({held['item']}): {held['reason']}")
     typer.echo("\n".join(lines))
+
+
+def _row(label: str, value: str) -> str:
+    """One labelled line of ``sessions show``: the values in one column."""
+    return f"  {label:<10} {value}"
 
 
 @sessions_app.command("retry")

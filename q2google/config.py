@@ -31,6 +31,38 @@ def default_google_token_file() -> Path:
     return platformdirs.user_config_path("q2google") / "google-token.json"
 
 
+LEGACY_STATE_DIR = Path(".q2google_sessions")
+"""The JSON state's default before it moved to the user's data directory (relative to the
+working directory)."""
+
+
+def default_state_dir() -> Path:
+    """Where the JSON state lives unless ``Q2GOOGLE_STATE_DIR`` says otherwise.
+
+    Returns:
+        ``.q2google_sessions`` when that directory exists in the working directory (the old
+        default, still used so that no session is lost), else ``sessions`` in the user's data
+        directory for q2google (``~/.local/share/q2google/sessions`` on Linux), the same
+        from every working directory.
+    """
+    if LEGACY_STATE_DIR.is_dir():
+        return LEGACY_STATE_DIR
+    return platformdirs.user_data_path("q2google") / "sessions"
+
+
+def legacy_state_notice(settings: Q2GoogleSettings) -> str | None:
+    """One line saying that the state is read at the old default place, or ``None``."""
+    if "state_dir" in settings.model_fields_set or settings.state_uri is not None:
+        return None
+    if settings.state_dir != LEGACY_STATE_DIR:
+        return None
+    modern = platformdirs.user_data_path("q2google") / "sessions"
+    return (
+        f"using the sessions in ./{LEGACY_STATE_DIR} (the old default place); move them to "
+        f"{modern}, or set Q2GOOGLE_STATE_DIR, to see them from every directory"
+    )
+
+
 def _http_origin(value: str) -> str:
     """Validate an ``http(s)://host[:port][/path]`` base URL and drop any trailing slash."""
     parts = urlsplit(value)
@@ -48,7 +80,8 @@ class Q2GoogleSettings(BaseSettings):
     """Every tunable of q2google, one field per ``Q2GOOGLE_<FIELD>`` environment variable.
 
     Attributes:
-        state_dir: Root of the JSON state backend (one subdirectory per session).
+        state_dir: Root of the JSON state backend (one subdirectory per session); by default
+            in the user's data directory (see :func:`default_state_dir`).
         state_uri: Selects the state backend by scheme; unset means JSON files in ``state_dir``.
         gopro_api_url: Origin of the GoPro cloud API (point it at the sandbox to test).
         photos_api_url: Origin of the Google Photos Library API.
@@ -70,7 +103,7 @@ class Q2GoogleSettings(BaseSettings):
         validate_default=True,
     )
 
-    state_dir: Path = Path(".q2google_sessions")
+    state_dir: Path = Field(default_factory=default_state_dir)
     state_uri: str | None = Field(default=None, repr=False)  # may hold a password
     gopro_api_url: HttpBaseUrl = "https://api.gopro.com"
     photos_api_url: HttpBaseUrl = "https://photoslibrary.googleapis.com"

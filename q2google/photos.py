@@ -101,8 +101,13 @@ class GooglePhotoLibraryPort(Protocol):
         """
         ...
 
-    def app_created_items(self) -> AsyncIterator[MediaItem]:
-        """Every media item this app created, page by page (to find what a lost answer did)."""
+    def app_created_items(self, album_id: str | None = None) -> AsyncIterator[MediaItem]:
+        """Every media item this app created, or those of one of its albums, page by page
+        (to find what a lost answer did)."""
+        ...
+
+    async def add_to_album(self, album_id: str, media_item_ids: Sequence[str]) -> None:
+        """Add existing media items (this app's) to an album, at most 50 per call."""
         ...
 
 
@@ -482,15 +487,25 @@ class GooglePhotosClient:
             if not page_token:
                 return ids
 
-    async def app_created_items(self) -> AsyncIterator[MediaItem]:
-        """Every media item this app created, page by page (``mediaItems.list``)."""
+    async def app_created_items(self, album_id: str | None = None) -> AsyncIterator[MediaItem]:
+        """Every media item this app created (``mediaItems.list``), or those of one of its
+        albums (``mediaItems:search``), page by page."""
         page_token: str | None = None
         while True:
-            items, page_token = await self.api.list_media_items(page_token)
+            items, page_token = await self.api.list_media_items(page_token, album_id=album_id)
             for item in items:
                 yield item
             if not page_token:
                 return
+
+    async def add_to_album(self, album_id: str, media_item_ids: Sequence[str]) -> None:
+        """``albums.batchAddMediaItems``, 50 ids per call.
+
+        Raises:
+            GoogleAPIError: Refused (a deleted or full album: see ``album_refusal``).
+        """
+        for start in range(0, len(media_item_ids), MAX_BATCH):
+            await self.api.add_to_album(album_id, list(media_item_ids[start : start + MAX_BATCH]))
 
 
 async def _notify(callback: ProgressCallback | None, url: str, offset: int) -> None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from q2google import window
 from q2google.auth import gopro_token as env_gopro_token
 from q2google.auth import require_gopro, require_ready
 from q2google.config import Q2GoogleSettings
@@ -40,6 +41,7 @@ from q2google.state import (
 )
 from q2google.state.base import ExclusionKind
 from q2google.sync import CDN_TIMEOUT, GoProToPhotosSync, SyncTransferMetrics
+from q2google.window import WindowRequest, utc_text
 
 SIZE_CHECKS_IN_FLIGHT = 8
 
@@ -61,6 +63,10 @@ class RunSummary:
             gone file.
         retried: Failed files put back to work before the run (``sessions retry``).
         stopped_early: ``--fail-fast`` stopped the run at its first failed file.
+        new_since_last_run: Files the last listing of the window found that the session did
+            not know (all of them at a session's first run).
+        listings: Complete listings of the window so far (1 after a session's first run).
+        window: The capture window, ``start`` and ``end`` (``now`` when it has no end).
     """
 
     session_id: str
@@ -73,6 +79,9 @@ class RunSummary:
     held_back: list[dict[str, str]] = field(default_factory=list)
     retried: int = 0
     stopped_early: bool = False
+    new_since_last_run: int = 0
+    listings: int = 0
+    window: dict[str, str] = field(default_factory=dict)
 
     @property
     def to_deliver(self) -> int:
@@ -110,26 +119,41 @@ class DryRunReport:
     held_back: list[dict[str, str]] = field(default_factory=list)
 
 
-def parse_day(text: str, what: str) -> datetime:
-    """Read ``YYYY-MM-DD`` (or a full ISO 8601 time) as a UTC datetime.
+def check_request(
+    session_id: str, stored: SessionState | None, asked: WindowRequest, *, widen: bool = False
+) -> None:
+    """Check a command's window and album against the stored session; widen it if asked.
+
+    A new session needs ``--start`` (without ``--end`` its window has no end). A stored one
+    takes the stored values for what is not given; what is given must match, unless
+    ``widen`` (``--widen``) widens the stored window (``stored`` is then changed, unsaved).
 
     Raises:
-        Q2GoogleError: Not a date; the message names the option.
+        Q2GoogleError: Missing ``--start``, an end before the start, or a request that
+            differs from the stored session (exit 2; the state is untouched).
     """
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise Q2GoogleError(f"{what} {text!r} is not a date: use YYYY-MM-DD") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _check_window(
-    session_id: str, stored: SessionState | None, start: datetime | None, end: datetime | None
-) -> None:
-    if stored is None and (start is None or end is None):
-        raise Q2GoogleError(f"no session {session_id!r} yet: give --start and --end to begin it")
-    if start is not None and end is not None and end < start:
-        raise Q2GoogleError(f"--end {end.date()} is before --start {start.date()}")
+    if asked.start is not None and asked.end is not None and asked.end <= asked.start:
+        raise Q2GoogleError(
+            f"--end {asked.written_end} is not after --start {asked.written_start} "
+            "(the end is exclusive)"
+        )
+    if stored is None:
+        if asked.start is None:
+            raise Q2GoogleError(f"no session {session_id!r} yet: give --start to begin it")
+        return
+    if widen:
+        window.widen(stored, asked)
+        return
+    found = window.differences(stored, asked)
+    if found:
+        raise Q2GoogleError(
+            f"session {session_id!r} was started with another "
+            + ("window or album" if len(found) > 1 else found[0].split()[0].lstrip("-"))
+            + ": "
+            + "; ".join(found)
+            + ". Leave them out to resume it, choose another --session, or add --widen to "
+            "widen its window"
+        )
 
 
 @contextmanager
@@ -163,6 +187,8 @@ async def run_session(
     gopro_token: str | None = None,
     retry_failed: bool = False,
     progress: ProgressMode = ProgressMode.OFF,
+    widen: bool = False,
+    request: WindowRequest | None = None,
 ) -> RunSummary:
     """Run (or resume) a session and summarize it.
 
@@ -172,12 +198,14 @@ async def run_session(
     Args:
         settings: Settings.
         session_id: The session to start or resume.
-        start: First capture day (new sessions).
-        end: Last capture day (new sessions).
-        album: Album title (new sessions).
+        start: Window start, inclusive (new sessions; a stored one's must match).
+        end: Window end, exclusive; ``None`` for a new session: no end (it runs to now).
+        album: Album title (new sessions; a stored one's must match).
         gopro_token: GoPro token; ``GP_ACCESS_TOKEN`` when ``None``.
         retry_failed: Put the session's failed files back to pending first.
         progress: How to show progress on stderr.
+        widen: Widen a stored session's window to ``start``/``end`` instead of refusing.
+        request: The same as typed (for messages); built from the arguments when ``None``.
 
     Raises:
         Q2GoogleError: Bad input, missing or rejected credentials, unreachable state,
@@ -190,7 +218,8 @@ async def run_session(
         raise Q2GoogleError(
             f"no session {session_id!r} in {backend!r}: `q2google sessions list` shows them"
         )
-    _check_window(session_id, stored, start, end)
+    asked = request or WindowRequest(start, end, album, _typed(start), _typed(end))
+    check_request(session_id, stored, asked, widen=widen)
     metrics = SyncTransferMetrics()
     began = asyncio.get_running_loop().time()
     retried, stopped_early = 0, False
@@ -199,8 +228,11 @@ async def run_session(
     # One run at a time: a busy session is one line and exit 75, its state untouched.
     async with session_lease(backend, session_id):
         with _service_errors():
-            if retry_failed:  # as it is now: another run may have ended since it was read
+            if retry_failed or widen:  # as it is now: another run may have ended meanwhile
                 stored = await asyncio.to_thread(backend.load, session_id)
+            if widen and stored is not None:
+                check_request(session_id, stored, asked, widen=True)
+                await asyncio.to_thread(backend.save, stored)
             if retry_failed and stored is not None:
                 retried = reset_failed(stored)
                 await asyncio.to_thread(backend.save, stored)
@@ -215,11 +247,10 @@ async def run_session(
                 ),
             ):
                 sync = GoProToPhotosSync(gopro, photos, backend, settings)
-                window_start = start or datetime.now(UTC)
                 try:
                     await sync.sync_date_range(
-                        window_start,
-                        end or window_start,
+                        start or datetime.now(UTC),
+                        end,
                         session_id=session_id,
                         album_title=album,
                         transfer_metrics=metrics,
@@ -240,6 +271,9 @@ async def run_session(
         held_back=summary.held_back,
         retried=retried,
         stopped_early=stopped_early,
+        new_since_last_run=state.listing_new,
+        listings=state.listings,
+        window=summary.window,
     )
 
 
@@ -250,6 +284,8 @@ async def dry_run(
     start: datetime | None,
     end: datetime | None,
     gopro_token: str | None = None,
+    widen: bool = False,
+    request: WindowRequest | None = None,
 ) -> DryRunReport:
     """Discover what a sync of the session would move, without uploading or saving anything.
 
@@ -261,17 +297,21 @@ async def dry_run(
     """
     backend = build_backend(settings)
     stored = await asyncio.to_thread(backend.load, session_id)
-    _check_window(session_id, stored, start, end)
+    asked = request or WindowRequest(start, end, None, _typed(start), _typed(end))
+    check_request(session_id, stored, asked, widen=widen)  # widened in memory only
     state = stored
     if state is None:
         assert start is not None
-        assert end is not None
+        now = datetime.now(UTC)
         state = new_session(
             session_id,
-            start_date_iso=start.isoformat(),
-            end_date_iso=end.isoformat(),
+            start_date_iso=utc_text(start),
+            end_date_iso=utc_text(end or max(now, start)),
             batch_size=settings.sync_batch_size,
+            open_end=end is None,
         )
+    elif state.open_end:
+        state.end_date_iso = utc_text(max(datetime.now(UTC), window.window_bounds(state)[1]))
     token = gopro_token or env_gopro_token()
     with _service_errors():
         await require_gopro(settings, token)
@@ -351,6 +391,10 @@ async def _report(
         report.files += 1
         report.bytes += size
     return report
+
+
+def _typed(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _held_back(item: ItemState, kind: ExclusionKind, reason: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from q2google.state import (
     StageStatus,
     SyncStateBackend,
 )
+from q2google.window import describe_window
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -73,7 +74,8 @@ class SessionSummary:
             gone), ``failed`` (its last run ended with failures), ``waiting`` (the rest waits
             for the GoPro cloud: run it again later), or ``incomplete`` (running, or
             interrupted: run it again).
-        window: The capture window, ``start`` and ``end`` days.
+        window: The capture window, ``start`` and ``end`` (a date for midnight UTC, else a
+            time in UTC; ``end`` is exclusive, ``now`` for a window without end).
         album: Album title, if any.
         files: Files in the session.
         by_status: Files per outcome (every one of :data:`OUTCOMES`).
@@ -85,6 +87,9 @@ class SessionSummary:
         held_back: ``{"item", "file", "outcome", "reason"}`` for each skipped, deferred or
             gone file.
         error: Why the session cannot be read (status ``corrupt``), else ``None``.
+        new_since_last_run: Files the last listing of the window found that the session did
+            not know.
+        listings: Complete listings of the window so far.
     """
 
     session_id: str
@@ -100,6 +105,8 @@ class SessionSummary:
     failures: list[dict[str, str]] = field(default_factory=list)
     held_back: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    new_since_last_run: int = 0
+    listings: int = 0
 
     @classmethod
     def unreadable(cls, session_id: str, error: str) -> SessionSummary:
@@ -124,6 +131,8 @@ class SessionSummary:
             "updated_at": self.updated_at,
             "failures": self.failures,
             "held_back": self.held_back,
+            "new_since_last_run": self.new_since_last_run,
+            "listings": self.listings,
         }
 
 
@@ -144,7 +153,7 @@ def summarize(state: SessionState) -> SessionSummary:
     return SessionSummary(
         session_id=state.session_id,
         status=status,
-        window={"start": state.start_date_iso[:10], "end": state.end_date_iso[:10]},
+        window=describe_window(state),
         album=state.album_title,
         files=len(items),
         by_status={name: outcomes[name] for name in OUTCOMES},
@@ -169,6 +178,8 @@ def summarize(state: SessionState) -> SessionSummary:
             for item in items
             if item.exclusion is not None and item.create_status is not StageStatus.COMPLETED
         ],
+        new_since_last_run=state.listing_new,
+        listings=state.listings,
     )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from q2google.errors import GoProAuthError, QuotaExhaustedError, TryLaterError
 from q2google.gopro import GoProLibrary, GoProSource
 from q2google.gphotos.models import MediaItemBatchCreateResponse
 from q2google.photos import GooglePhotoLibraryPort
+from q2google.stages.album import add_to_session_album
 from q2google.stages.create import CreateStage
 from q2google.stages.discovery import DiscoveryStage
 from q2google.stages.metrics import SyncTransferMetrics
@@ -39,6 +40,7 @@ from q2google.state import (
 from q2google.state.base import ExclusionKind
 from q2google.state.lease import session_lease
 from q2google.state.ledger import refuse_reserved
+from q2google.window import utc_text
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ class GoProToPhotosSync:
     async def sync_date_range(
         self,
         start_date: datetime,
-        end_date: datetime,
+        end_date: datetime | None,
         *,
         session_id: str,
         batch_size: int | None = None,
@@ -155,11 +157,12 @@ class GoProToPhotosSync:
         """Run discovery, transfer and create for ``session_id``, resuming a stored session.
 
         When the session exists, its stored window, batch size and album win over the
-        arguments.
+        arguments. A session run again lists its window again and delivers what is new; an
+        open window (``end_date`` ``None``) runs to the start of each run.
 
         Args:
-            start_date: Capture window start (new sessions only).
-            end_date: Capture window end (new sessions only).
+            start_date: Capture window start, inclusive (new sessions only).
+            end_date: Capture window end, exclusive (new sessions only); ``None``: no end.
             session_id: Key of the session in the state backend.
             batch_size: Transfer batch size for new sessions (default from settings).
             fail_fast: Stop at the first permanent item failure (default from settings).
@@ -191,7 +194,7 @@ class GoProToPhotosSync:
     async def _sync(
         self,
         start_date: datetime,
-        end_date: datetime,
+        end_date: datetime | None,
         *,
         session_id: str,
         batch_size: int | None,
@@ -203,13 +206,18 @@ class GoProToPhotosSync:
     ) -> list[MediaItemBatchCreateResponse]:
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
         metrics = transfer_metrics if transfer_metrics is not None else SyncTransferMetrics()
+        now = datetime.now(UTC)
         state = await self._load_or_start(
             session_id,
-            start_date_iso=start_date.isoformat(),
-            end_date_iso=end_date.isoformat(),
+            start_date_iso=utc_text(start_date),
+            end_date_iso=utc_text(end_date or max(now, start_date)),
             batch_size=batch_size or self.settings.sync_batch_size,
             album_title=album_title,
+            open_end=end_date is None,
         )
+        if state.open_end and now > datetime.fromisoformat(state.end_date_iso):  # moves on
+            state.end_date_iso = utc_text(now)
+            await self._persist_state(state)
         discovery = DiscoveryStage(self._source, self._persist_state)
         metrics.stage = "discovery"
         await _staged("discovery", state, on_stage_start, on_stage_complete, discovery.run(state))
@@ -266,6 +274,7 @@ class GoProToPhotosSync:
             if self.cdn is None:
                 await cdn.aclose()
             await _release_claims(ledger, state)
+        await add_to_session_album(self.photos, state, self._persist_state)
         created = all(
             item.create_status in (StageStatus.COMPLETED, StageStatus.SKIPPED)
             or item.exclusion is not None  # held back on purpose: not the create stage's doing

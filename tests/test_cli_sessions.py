@@ -40,18 +40,33 @@ def test_failed_files_are_listed_shown_retried_and_the_session_deleted(
         "STATUS",
         "WINDOW",
         "DONE/FILES",
+        "NEW",
         "FAILED",
+        "SKIPPED",
+        "GONE",
         "SIZE",
         "UPDATED",
     ]
-    assert row.split()[:5] == ["trip", "failed", "2023-01-01..2024-12-31", f"0/{total}", str(total)]
+    new, failed, skipped, gone_count = str(total + 1), str(total), "1", "0"
+    assert row.split()[:8] == [
+        "trip",
+        "failed",
+        "2023-01-01..2024-12-31",
+        f"0/{total}",
+        *(new, failed, skipped, gone_count),
+    ]
     assert LEDGER_SESSION_ID not in listed.stdout
 
     shown = q2google("sessions", "show", "trip", env=user_env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    shown_files = f"files    {total + 1}: 0 completed, {total} failed, 1 skipped"  # + an edit
+    shown_files = (  # + an edit
+        f"  files      {total + 1}: 0 completed, {total} failed, 0 pending, 1 skipped, "
+        "0 deferred, 0 gone"
+    )
     assert shown_files in shown.stdout
-    assert f"create    {total} failed, 1 skipped" in shown.stdout
+    assert f"  new        {total + 1} since the last run" in shown.stdout
+    assert f"  create     {total} failed, 1 skipped" in shown.stdout
+    assert "  window     2023-01-01 to 2024-12-31 (end exclusive)" in shown.stdout
     assert f"failed files ({total}):" in shown.stdout
     assert "create: Internal error: try again later." in shown.stdout
     as_json = json.loads(q2google("sessions", "show", "trip", "--json", env=user_env).stdout)

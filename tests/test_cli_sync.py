@@ -67,8 +67,9 @@ def test_sync_then_resume_then_nothing_left(
     ("args", "message"),
     [
         (["--start", "2024-13-01", "--end", "2024-12-31"], "--start '2024-13-01' is not a date"),
-        (["--start", "2024-12-31", "--end", "2024-01-01"], "is before --start"),
-        (["--end", "2024-01-01"], "give --start and --end"),
+        (["--start", "2024-12-31", "--end", "2024-01-01"], "is not after --start"),
+        (["--end", "2024-01-01"], "give --start to begin it"),
+        (["--start", "2024-01-01", "--tz", "Mars/Olympus"], "is not a time zone"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(

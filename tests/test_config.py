@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import platformdirs
 import pytest
 
-from q2google.config import Q2GoogleSettings, default_google_token_file, get_settings
+from q2google.config import (
+    LEGACY_STATE_DIR,
+    Q2GoogleSettings,
+    default_google_token_file,
+    get_settings,
+    legacy_state_notice,
+)
 from q2google.errors import ConfigError
 
 
@@ -23,7 +30,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults() -> None:
     settings = get_settings()
-    assert settings.state_dir == Path(".q2google_sessions")
+    assert settings.state_dir == platformdirs.user_data_path("q2google") / "sessions"
+    assert legacy_state_notice(settings) is None
     assert settings.state_uri is None
     assert settings.gopro_api_url == "https://api.gopro.com"
     assert settings.photos_api_url == "https://photoslibrary.googleapis.com"
@@ -88,3 +96,23 @@ def test_values_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_settings_class_is_usable_directly() -> None:
     assert Q2GoogleSettings(transfer_concurrency=3).transfer_concurrency == 3
+
+
+def test_a_state_directory_at_the_old_default_is_used_with_a_notice(tmp_path: Path) -> None:
+    (tmp_path / LEGACY_STATE_DIR).mkdir()  # the working directory is tmp_path
+    settings = get_settings()
+    assert settings.state_dir == LEGACY_STATE_DIR
+    notice = legacy_state_notice(settings)
+    assert notice is not None
+    assert "old default" in notice
+    assert "\n" not in notice
+
+
+def test_the_state_directory_variable_still_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / LEGACY_STATE_DIR).mkdir()
+    monkeypatch.setenv("Q2GOOGLE_STATE_DIR", str(tmp_path / "elsewhere"))
+    settings = get_settings()
+    assert settings.state_dir == tmp_path / "elsewhere"
+    assert legacy_state_notice(settings) is None

@@ -121,12 +121,26 @@ class FakePhotos:
         self.album_items[album_id] = []
         return album_id
 
-    async def app_created_items(self) -> AsyncIterator[MediaItem]:
+    async def app_created_items(self, album_id: str | None = None) -> AsyncIterator[MediaItem]:
+        in_album = set(self.album_items.get(album_id, [])) if album_id else None
         for item in list(self.items):
-            yield item
+            if in_album is None or item.id in in_album:
+                yield item
 
     def keys(self) -> list[str]:
         return sorted(item_key_in(item.description) or "" for item in self.items)
+
+    async def add_to_album(self, album_id: str, media_item_ids: Sequence[str]) -> None:
+        if album_id not in self.albums:
+            raise GoogleAPIError(
+                "albums.batchAddMediaItems",
+                GoogleErrorBody(
+                    code=400,
+                    status="INVALID_ARGUMENT",
+                    message="The provided ID does not match any albums.",
+                ),
+            )
+        self.album_items[album_id] += list(media_item_ids)
 
 
 def uploaded_session(count: int, *, token_age: timedelta = timedelta(minutes=5)) -> SessionState:
@@ -270,3 +284,23 @@ async def test_storage_full_while_filling_an_album_keeps_what_was_created() -> N
     photos.storage_full_at = None
     await run(stage_for(photos), state)
     assert photos.keys() == sorted(item.item_key for item in state.items.values()), "each once"
+
+
+async def test_files_delivered_elsewhere_join_an_album_made_again_after_its_deletion() -> None:
+    from q2google.stages.album import add_to_session_album
+
+    photos = FakePhotos()
+    state = uploaded_session(3)
+    for index, item in enumerate(state.items.values()):  # found in the ledger
+        item.media_item_id, item.upload_token = f"G{index}", None
+        item.transfer_status, item.create_status = StageStatus.SKIPPED, StageStatus.COMPLETED
+    state.album_id = await photos.find_or_create_album("Trip")
+    del photos.albums[state.album_id]  # the user deleted it
+
+    async def keep(_: SessionState) -> None:
+        return None
+
+    assert await add_to_session_album(photos, state, keep) == 3
+    assert list(photos.albums.values()) == ["Trip"]
+    assert photos.album_items[str(state.album_id)] == ["G0", "G1", "G2"]
+    assert await add_to_session_album(photos, state, keep) == 0, "added once"

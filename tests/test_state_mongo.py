@@ -252,3 +252,30 @@ async def test_a_sync_on_mongo_survives_the_server_going_away(tmp_path: Path) ->
         assert stored is not None
         assert {item.create_status for item in stored.items.values()} == {StageStatus.COMPLETED}
     server.stop()
+
+
+def test_a_run_whose_lease_was_taken_over_stops_at_its_next_checkpoint(mongo_uri: str) -> None:
+    import time
+
+    import pymongo
+
+    from q2google.errors import SessionBusyError
+
+    backend = MongoBackend(mongo_uri, lease_ttl_seconds=0.3)
+    state = new_session("s1", start_date_iso="2024-01-01", end_date_iso="2024-02-01", batch_size=5)
+    with backend.lease("s1"):
+        backend.save(state)
+        database: Any = pymongo.MongoClient(mongo_uri).get_default_database()
+        database["leases"].update_one({"_id": "s1"}, {"$set": {"owner": "another-run"}})
+        deadline = time.monotonic() + 5
+        caught: SessionBusyError | None = None
+        while caught is None and time.monotonic() < deadline:  # the heartbeat finds it out
+            state.batch_size += 1
+            try:
+                backend.save(state)
+            except SessionBusyError as lost:
+                caught = lost
+            time.sleep(0.05)
+    assert caught is not None, "the run went on without its lease"
+    assert "lease was lost" in str(caught)
+    assert caught.exit_code == 75

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,8 @@ async def test_crash_after_batch_create_before_the_checkpoint(
     assert all(item["createCalls"] == 1 for item in library["mediaItems"]), (
         "the lost batch's items were found by their markers, not created again"
     )
-    assert sandbox.stats.google_calls["mediaItems.list"] >= 1
+    calls = sandbox.stats.google_calls
+    assert calls["mediaItems.list"] + calls["mediaItems.search"] >= 1, "looked for, not resent"
 
 
 @pytest.mark.sandbox(library=MIXED, faults="bandwidth=4MiB")
@@ -226,7 +227,7 @@ async def test_an_overlapping_second_session_sends_nothing_already_delivered(
     expected_new = sum(
         asset.size
         for media, _, asset in MIXED.deliverables()
-        if not first_half[0] <= media.captured_at < first_half[1].replace(day=16)
+        if not first_half[0] <= media.captured_at < first_half[1]
     )
     assert new_bytes == expected_new, "not one byte of an already delivered file is sent again"
 
@@ -315,29 +316,33 @@ async def test_crash_after_an_upload_finalized_before_its_token_was_saved(
 
 
 @pytest.mark.sandbox(library=MIXED)
-async def test_crash_during_discovery_resumes_at_the_next_page(
+async def test_crash_during_discovery_resumes_at_its_cursor(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    pages: list[int] = []
+    asked: list[tuple[datetime, int]] = []
 
-    def small_pages_crash_on_page_2(sync: GoProToPhotosSync) -> None:
+    def small_pages_crash_on_call_2(sync: GoProToPhotosSync) -> None:
         library = sync.gopro
         assert isinstance(library, GoProLibrary)
         library.per_page = 5
         real = library.search
 
         async def search(start: datetime, end: datetime, number: int) -> SearchPage:
-            pages.append(number)
-            if number == 2 and pages.count(2) == 1:
+            asked.append((end, number))
+            if len(asked) == 2:
                 raise Crash
             return await real(start, end, number)
 
         library.search = search  # type: ignore[method-assign,assignment]
 
-    await expect_crash(run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_page_2))
-    assert stored_state(tmp_path).discovery_next_page == 2
-    await run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_page_2)
-    assert pages == [1, 2, 2, 3, 4], "page 1 is not fetched again"
+    await expect_crash(run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_call_2))
+    cursor = stored_state(tmp_path).discovery_cursor
+    assert cursor is not None
+    await run_sync(sandbox, tmp_path, prepare=small_pages_crash_on_call_2)
+    assert asked[2][0] == datetime.fromisoformat(cursor.captured_at) + timedelta(seconds=1), (
+        "the resume asks below the cursor, not from the window's end"
+    )
+    assert all(number == 1 for _, number in asked), "never by page number"
     assert_exactly_once(sandbox)
 
 

@@ -9,8 +9,9 @@ retry :class:`~q2google.errors.TryLaterError`. Nothing else leaves this module.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -32,6 +33,8 @@ from q2google.gopro.source import (
 from q2google.retry import DEFAULT_POLICY, RetryPolicy, describe, is_transient
 
 T = TypeVar("T")
+MAX_PER_PAGE = 200
+"""The largest page the GoPro search honours (it caps larger ones silently)."""
 REFUSED_TOKEN = frozenset({401, 403})
 GONE = frozenset({404, 410})
 
@@ -48,23 +51,17 @@ class GoProLibrary:
         per_page: Media per search page.
     """
 
-    def __init__(self, client: Any, *, policy: RetryPolicy = DEFAULT_POLICY, per_page: int = 100):
+    def __init__(
+        self, client: Any, *, policy: RetryPolicy = DEFAULT_POLICY, per_page: int = MAX_PER_PAGE
+    ):
         self.client = client
         self.policy = policy
         self.per_page = per_page
 
     async def search(self, start: datetime, end: datetime, page: int) -> SearchPage:
-        """Return page ``page`` (1-based) of the media captured in the window, newest first."""
-        from gopro_api import CapturedRange, GoProMediaSearchParams
-
-        params = GoProMediaSearchParams(
-            processing_states=list(SEARCH_PROCESSING_STATES),
-            fields=list(SEARCH_FIELDS),
-            type=list(SEARCH_TYPES),
-            captured_range=CapturedRange(start=start, end=end),
-            page=page,
-            per_page=self.per_page,
-        )
+        """Return page ``page`` (1-based) of the media captured in ``[start, end)``, newest
+        first (``order_by=captured_at``); the range is sent to the second, not by days."""
+        params = search_params(start, end, page, self.per_page)
         try:
             response = await self._call("GoPro media search", lambda: self.client.search(params))
         except (GoProAnswerError, MediaGoneError) as error:  # no page: nothing to go on with
@@ -96,6 +93,48 @@ class GoProLibrary:
     async def _call(self, operation: str, function: Callable[[], Awaitable[T]]) -> T:
         result: T = await translate_errors(operation, lambda: self.policy.call(operation, function))
         return result
+
+
+def search_params(start: datetime, end: datetime, page: int, per_page: int) -> Any:
+    """gopro-api's search parameters, with an exact ``captured_range`` and ``order_by``.
+
+    gopro-api's ``CapturedRange`` sends whole days (and the day after the end); the
+    parameters built here send ``start,end`` to the millisecond in UTC, half-open, as the
+    cloud reads it.
+    """
+    return _exact_params_class()(
+        processing_states=list(SEARCH_PROCESSING_STATES),
+        fields=list(SEARCH_FIELDS),
+        type=list(SEARCH_TYPES),
+        captured_range={"start": start, "end": end},
+        page=page,
+        per_page=min(per_page, MAX_PER_PAGE),
+    )
+
+
+@functools.cache
+def _exact_params_class() -> Any:
+    """gopro-api's ``GoProMediaSearchParams``, sending the range exactly and ``order_by``."""
+    from gopro_api import GoProMediaSearchParams
+    from pydantic import field_serializer
+
+    class ExactSearchParams(GoProMediaSearchParams):  # type: ignore[misc]
+        order_by: str = "captured_at"
+
+        @field_serializer("captured_range")
+        def _exact_range(self, value: Any) -> str:
+            return f"{_wire_time(value.start)},{_wire_time(value.end)}"
+
+    return ExactSearchParams
+
+
+def _wire_time(moment: datetime) -> str:
+    """``2024-03-01T10:00:00.000Z``: the cloud's form of a time, in UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 async def translate_errors(operation: str, call: Callable[[], Awaitable[T]]) -> T:

@@ -245,13 +245,21 @@ class GooglePhotosAPI:
         return MediaItemBatchCreateResponse.model_validate(response.json())
 
     async def list_media_items(
-        self, page_token: str | None = None
+        self, page_token: str | None = None, *, album_id: str | None = None
     ) -> tuple[list[MediaItem], str | None]:
-        """One page (100) of the media items this app created, and the next page's token."""
-        params = {"pageSize": "100"}
-        if page_token:
-            params["pageToken"] = page_token
-        body = (await self.call("mediaItems.list", "GET", "/v1/mediaItems", params=params)).json()
+        """One page (100) of the media items this app created, or of an album's
+        (``mediaItems:search``), and the next page's token."""
+        if album_id is None:
+            params = {"pageSize": "100"} | ({"pageToken": page_token} if page_token else {})
+            response = await self.call("mediaItems.list", "GET", "/v1/mediaItems", params=params)
+        else:
+            query: dict[str, Any] = {"albumId": album_id, "pageSize": 100}
+            if page_token:
+                query["pageToken"] = page_token
+            response = await self.call(
+                "mediaItems.search", "POST", "/v1/mediaItems:search", json=query
+            )
+        body = response.json()
         items = [MediaItem.model_validate(item) for item in body.get("mediaItems", [])]
         return items, body.get("nextPageToken")
 
@@ -270,3 +278,16 @@ class GooglePhotosAPI:
             "albums.create", "POST", "/v1/albums", json={"album": {"title": title}}
         )
         return Album.model_validate(response.json())
+
+    async def add_to_album(self, album_id: str, media_item_ids: list[str]) -> None:
+        """``POST /v1/albums/{id}:batchAddMediaItems``: at most 50 app-created items.
+
+        Raises:
+            GoogleAPIError: Refused (a deleted album, a full one: see ``album_refusal``).
+        """
+        await self.call(
+            "albums.batchAddMediaItems",
+            "POST",
+            f"/v1/albums/{album_id}:batchAddMediaItems",
+            json={"mediaItemIds": media_item_ids},
+        )

@@ -153,7 +153,7 @@ class CreateStage:
             for item in state.items.values()
             if item.create_status is StageStatus.RUNNING
         }
-        found = await self._find(set(sought))
+        found = await self._find(set(sought), state.album_id)
         for batch in uncertain:
             batch.status = StageStatus.COMPLETED
             if batch.error is None:
@@ -180,20 +180,23 @@ class CreateStage:
         if created and self.on_created is not None:
             await self.on_created(created)
 
-    async def _find(self, sought: set[str]) -> dict[str, str]:
+    async def _find(self, sought: set[str], album_id: str | None) -> dict[str, str]:
         """The media item ids of the files ``sought`` (item keys) that are in Google Photos.
 
-        Lists the app's items, newest first, and stops once every file sought is found.
+        Looks in the session's album first (at most 20,000 items: what went there was created
+        into it), then, for what is still missing, through every item the app created; each
+        listing stops once every file sought is found.
         """
         found: dict[str, str] = {}
-        if not sought:
-            return found
-        async for media_item in self.photos.app_created_items():
-            key = item_key_in(media_item.description)
-            if key in sought and key not in found:
-                found[key] = media_item.id
-                if len(found) == len(sought):
-                    break
+        for scope in ([album_id] if album_id else []) + [None]:
+            if len(found) == len(sought):
+                break
+            async for media_item in self.photos.app_created_items(scope):
+                key = item_key_in(media_item.description)
+                if key in sought and key not in found:
+                    found[key] = media_item.id
+                    if len(found) == len(sought):
+                        break
         return found
 
     # -- one batch -------------------------------------------------------------------------

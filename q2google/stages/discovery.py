@@ -5,17 +5,20 @@ processing in the GoPro cloud is deferred, one whose processing failed is failed
 download metadata gives its originals (:mod:`q2google.gopro.shapes`), and Google's limits
 (:mod:`q2google.gphotos.limits`) skip what Google Photos would refuse, before any byte moves.
 
-Checkpointed per page (``SessionState.discovery_next_page``), so a crash resumes at the next
-page, not at page one. Items left pending (deferred, or put back by ``q2google sessions
-retry``) are described again on every later run; a deferred media is looked up again by its
-capture day, so its readiness is read fresh.
+The window is walked with a cursor by capture time (:mod:`q2google.stages.cursor`),
+checkpointed per page, so media added or deleted meanwhile (or between a kill and its resume)
+shift nothing, and a resume goes on from the cursor. Each listing ends with a walk from the
+top that must find nothing new. Every later run of the session lists its window again and
+adds only what it does not know. Items left pending (deferred, or put back by ``q2google
+sessions retry``) are described again on every later run; a deferred media is looked up again
+by its capture day, so its readiness is read fresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -24,13 +27,17 @@ from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneEr
 from q2google.gopro.shapes import GONE_REASON, row_verdict
 from q2google.gopro.source import Verdict
 from q2google.gphotos.limits import refusal
+from q2google.stages.cursor import WindowWalk
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
 from q2google.state.base import ExclusionKind, make_item_key
+from q2google.window import window_bounds
 
 logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
 RESOLVE_CONCURRENCY = 8
+RECONCILE_ROUNDS = 3
+"""Walks from the top after a listing, at most, until one finds nothing new."""
 EXCLUSIONS: dict[Verdict, tuple[ExclusionKind, str]] = {
     Verdict.SKIP: (ExclusionKind.SKIPPED, "skipped"),
     Verdict.DEFER: (ExclusionKind.DEFERRED, "not ready in the GoPro cloud yet"),
@@ -54,42 +61,62 @@ class DiscoveryStage:
         self._limit = asyncio.Semaphore(RESOLVE_CONCURRENCY)
 
     async def run(self, state: SessionState) -> None:
-        """Discover from ``state.discovery_next_page`` to the last page; mark the stage done.
+        """List the session's window, then mark the stage done.
 
-        Then describe again the media of items still pending (deferred ones, or failed ones
-        put back by ``q2google sessions retry``).
+        A session listed before is listed again (its deferred media described again first):
+        only media it does not know are described and added, and
+        ``state.listing_new`` counts their files. A listing cut short resumes at its cursor.
+        Every listing ends with a walk from the top that must find nothing new.
 
         Raises:
             GoProAuthError: The GoPro token was refused (the state is saved).
             TryLaterError: The GoPro cloud kept failing (the state is saved).
         """
-        if state.stages[StageName.DISCOVERY] is not StageStatus.COMPLETED:
-            await self._page_through(state)  # what it defers is fresh: not asked again now
-        else:
-            await self._rediscover(state)
+        if state.stages[StageName.DISCOVERY] is StageStatus.COMPLETED:
+            await self._rediscover(state)  # before the listing: what it defers is fresh
+            state.discovery_cursor, state.listing_new = None, 0
+        await self._list_window(state)
 
-    async def _page_through(self, state: SessionState) -> None:
-        start = datetime.fromisoformat(state.start_date_iso)
-        end = datetime.fromisoformat(state.end_date_iso)
+    async def _list_window(self, state: SessionState) -> None:
+        start, end = window_bounds(state)
         state.set_stage(StageName.DISCOVERY, StageStatus.RUNNING)
         await self.persist(state)
-        while True:
-            page = await self.source.search(start, end, state.discovery_next_page)
-            if not page.rows:
-                break
-            described = await all_of(self._describe(row) for row in page.rows)
-            for row, files in zip(page.rows, described, strict=True):
+
+        async def record(rows: Sequence[MediaRow]) -> int:
+            before = len(state.items)
+            described = await all_of(self._describe(row) for row in rows)
+            for row, files in zip(rows, described, strict=True):
                 merge(state, row, files)
-            state.discovery_next_page += 1
+            state.listing_new += len(state.items) - before
+            return len(state.items) - before
+
+        async def checkpoint() -> None:
             await self.persist(state)
-            logger.info(
-                "discovered page %d of %d (%d items so far)",
-                state.discovery_next_page - 1,
-                page.total_pages,
-                len(state.items),
-            )
-            if state.discovery_next_page > page.total_pages:
+
+        from_top = state.discovery_cursor is None
+        walk = await WindowWalk(
+            self.source, state, start=start, end=end, record=record, checkpoint=checkpoint
+        ).run()
+        for _ in range(RECONCILE_ROUNDS):  # proof: a walk from the top that finds nothing new
+            if from_top and not walk.new_media:
                 break
+            walk = await WindowWalk(
+                self.source, state, start=start, end=end, record=record, checkpoint=checkpoint
+            ).run()
+            from_top = True
+        else:
+            logger.warning(
+                "the GoPro library kept changing while it was listed: %d new media in the "
+                "last walk; the next run lists it again",
+                walk.new_media,
+            )
+        logger.info(
+            "listed the window: %s media in it now, %d files in the session, %d new",
+            walk.total_items,
+            len(state.items),
+            state.listing_new,
+        )
+        state.listings += 1
         state.set_stage(StageName.DISCOVERY, StageStatus.COMPLETED)
         await self.persist(state)
 

@@ -245,6 +245,8 @@ class ItemState(_Record):
         attempts: How many times the item's current stage was tried.
         errors: Last error per stage.
         exclusion: Why the file is skipped, deferred or gone, when it is.
+        added_to_album: The album a file another session delivered was added to (with
+            ``albums.batchAddMediaItems``), so that a later run does not add it again.
     """
 
     item_key: str = Field(default="", min_length=1, frozen=True)
@@ -268,6 +270,7 @@ class ItemState(_Record):
     attempts: int = Field(default=0, ge=0)
     errors: dict[StageName, ErrorRecord] = Field(default_factory=dict)
     exclusion: Exclusion | None = None
+    added_to_album: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -348,6 +351,25 @@ class StateChanges:
         return self.meta is None and not self.items and not self.batches
 
 
+class DiscoveryCursor(BaseModel):
+    """Where a walk of the capture window stands: it goes from the newest media down.
+
+    Every media of the window captured after :attr:`captured_at` is recorded, and so are
+    those captured at that very instant whose ids are in :attr:`media_ids` (the next page
+    may hold more at the same instant). Added or deleted media do not move it, unlike a page
+    number.
+
+    Attributes:
+        captured_at: Capture time of the oldest media fully recorded (ISO 8601, UTC).
+        media_ids: The media recorded at exactly that instant.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    captured_at: str
+    media_ids: tuple[str, ...] = ()
+
+
 def _default_stages() -> dict[StageName, StageStatus]:
     return dict.fromkeys(StageName, StageStatus.PENDING)
 
@@ -369,8 +391,17 @@ class SessionState(BaseModel):
         end_date_iso: End of the capture window.
         batch_size: Transfer batch size chosen when the session was created.
         stages: Status of each stage for the whole session.
-        discovery_next_page: Next GoPro search page to fetch (1-based), so a crash during
-            discovery resumes at that page.
+        discovery_next_page: Unused: sessions written before the discovery cursor kept the
+            next search page here (read and ignored, so that they still load).
+        discovery_cursor: How far the current walk of the window has come (``None``: it
+            starts at the window's newest media); checkpointed per page.
+        window_exact: The window is exactly ``[start, end)``. ``False`` for sessions made
+            before windows were exact: theirs runs from the start's day to the end of the
+            end's day (UTC), as it was searched then.
+        open_end: The window has no end: each run moves ``end_date_iso`` to the time it starts.
+        listings: Complete listings of the window so far (the first run makes one).
+        listing_new: Files the current (or last) listing found that the session did not
+            know: "new since last run".
         album_title: Google Photos album the session creates its items into, if any.
         album_id: Id of that album once found or created.
         album_part: Which of the session's albums is filling: 1 is "Title", 2 "Title (2)"...
@@ -388,6 +419,11 @@ class SessionState(BaseModel):
     batch_size: int = Field(ge=1)
     stages: dict[StageName, StageStatus] = Field(default_factory=_default_stages)
     discovery_next_page: int = Field(default=1, ge=1)
+    discovery_cursor: DiscoveryCursor | None = None
+    window_exact: bool = False
+    open_end: bool = False
+    listings: int = Field(default=0, ge=0)
+    listing_new: int = Field(default=0, ge=0)
     album_title: str | None = None
     album_id: str | None = None
     album_part: int = Field(default=1, ge=1)
@@ -659,15 +695,17 @@ def new_session(
     end_date_iso: str,
     batch_size: int,
     album_title: str | None = None,
+    open_end: bool = False,
 ) -> SessionState:
     """Create the state of a session that has not run yet (everything pending, unsaved).
 
     Args:
         session_id: Key of the session, validated by :func:`validate_session_id`.
-        start_date_iso: Start of the capture window (ISO 8601).
-        end_date_iso: End of the capture window (ISO 8601), not before the start.
+        start_date_iso: Start of the capture window (ISO 8601), inclusive.
+        end_date_iso: End of the capture window (ISO 8601), exclusive, not before the start.
         batch_size: Transfer batch size for the session.
         album_title: Album to create items into, if any.
+        open_end: The window runs to the start of each run (``end_date_iso`` moves forward).
 
     Returns:
         A state whose metadata is pending for the first save.
@@ -693,6 +731,8 @@ def new_session(
             end_date_iso=end_date_iso,
             batch_size=batch_size,
             album_title=album_title,
+            window_exact=True,
+            open_end=open_end,
         )
     except ValidationError as error:
         raise ValueError(_describe(error, "session")) from None

@@ -54,7 +54,11 @@ from q2google.state.base import (
     refuse_other_session,
     validate_session_id,
 )
-from q2google.state.mongo_lease import DEFAULT_LEASE_TTL_SECONDS, MongoLeasesAndClaims
+from q2google.state.mongo_lease import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    MongoLeasesAndClaims,
+    refuse_without_lease,
+)
 from q2google.state.retrying import DEFAULT_RETRY_SECONDS, retry_transient
 
 if TYPE_CHECKING:
@@ -177,6 +181,7 @@ class MongoBackend(MongoLeasesAndClaims):
             StateUnavailableError: The server stayed unreachable past the retries; likewise.
         """
         validate_session_id(state.session_id)
+        refuse_without_lease(state.session_id)
         self._call("write", lambda: self._save_once(state), StateWriteError)
 
     def _save_once(self, state: SessionState) -> None:

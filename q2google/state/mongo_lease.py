@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ import pymongo
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from q2google.errors import StateError, StateWriteError
+from q2google.errors import SessionBusyError, StateError, StateWriteError
 from q2google.state.base import ItemState, new_session, utc_now_iso, validate_session_id
 from q2google.state.lease import LeaseHolder, busy_error
 from q2google.state.ledger import LEDGER_SESSION_ID
@@ -87,6 +88,7 @@ class MongoLeasesAndClaims:
             lambda: self._renew(session_id, holder.owner), self.lease_ttl_seconds / 3, session_id
         )
         heartbeat.start()
+        LOST_LEASES.discard(session_id)
         _HELD_HERE.add(session_id)
         try:
             yield holder
@@ -250,17 +252,22 @@ class _Heartbeat(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        renewed = time.monotonic()
         while not self._stopped.wait(self._interval):
             try:
                 if not self._renew():
-                    logger.warning(
-                        "the lease of session %s expired and was taken over: another run may be "
-                        "working on it",
-                        self._session_id,
-                    )
+                    self._lose("it expired and another run took it over")
                     return
+                renewed = time.monotonic()
             except PyMongoError as error:  # the next beat tries again; the TTL leaves room
                 logger.debug("lease heartbeat of %s failed (%s)", self._session_id, error)
+                if time.monotonic() - renewed > 3 * self._interval:  # past its lifetime
+                    self._lose("MongoDB was out of reach for longer than its lifetime")
+                    return
+
+    def _lose(self, why: str) -> None:
+        LOST_LEASES.add(self._session_id)
+        logger.warning("the lease of session %s is lost: %s", self._session_id, why)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -275,6 +282,21 @@ def _now() -> datetime:
 
 _HELD_HERE: set[str] = set()
 """Sessions whose MongoDB lease this process holds now."""
+LOST_LEASES: set[str] = set()
+"""Sessions whose lease this process held and lost: their next checkpoint stops the run."""
+
+
+def refuse_without_lease(session_id: str) -> None:
+    """Stop a run whose session lease was lost, before it writes another checkpoint.
+
+    Raises:
+        SessionBusyError: The lease was lost (exit 75: run the same command again).
+    """
+    if session_id in LOST_LEASES:
+        raise SessionBusyError(
+            f"session {session_id!r} is no longer this run's: its lease was lost (MongoDB out "
+            "of reach, or another run took it over); stopping. Run the same command again"
+        )
 
 
 def _alive(pid: int) -> bool:
