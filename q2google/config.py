@@ -40,25 +40,31 @@ def default_state_dir() -> Path:
     """Where the JSON state lives unless ``Q2GOOGLE_STATE_DIR`` says otherwise.
 
     Returns:
-        ``.q2google_sessions`` when that directory exists in the working directory (the old
-        default, still used so that no session is lost), else ``sessions`` in the user's data
-        directory for q2google (``~/.local/share/q2google/sessions`` on Linux), the same
-        from every working directory.
+        ``.q2google_sessions`` when that directory exists in the working directory, or else in
+        the home directory (where cron jobs run: the old default, still used so that no session
+        is lost), else ``sessions`` in the user's data directory for q2google
+        (``~/.local/share/q2google/sessions`` on Linux), the same from every working directory.
     """
-    if LEGACY_STATE_DIR.is_dir():
-        return LEGACY_STATE_DIR
+    for legacy in legacy_state_dirs():
+        if legacy.is_dir():
+            return legacy
     return platformdirs.user_data_path("q2google") / "sessions"
+
+
+def legacy_state_dirs() -> tuple[Path, ...]:
+    """Where the old default put the JSON state: the working directory, then home (cron)."""
+    return (LEGACY_STATE_DIR, Path.home() / LEGACY_STATE_DIR)
 
 
 def legacy_state_notice(settings: Q2GoogleSettings) -> str | None:
     """One line saying that the state is read at the old default place, or ``None``."""
     if "state_dir" in settings.model_fields_set or settings.state_uri is not None:
         return None
-    if settings.state_dir != LEGACY_STATE_DIR:
+    if settings.state_dir not in legacy_state_dirs():
         return None
     modern = platformdirs.user_data_path("q2google") / "sessions"
     return (
-        f"using the sessions in ./{LEGACY_STATE_DIR} (the old default place); move them to "
+        f"using the sessions in {settings.state_dir} (the old default place); move them to "
         f"{modern}, or set Q2GOOGLE_STATE_DIR, to see them from every directory"
     )
 

@@ -75,11 +75,13 @@ def window_bounds(state: SessionState) -> tuple[datetime, datetime]:
     Sessions made before windows were exact (``window_exact`` false) keep the window they
     were searched with then: from their start's day to the end of their end's day (UTC).
     """
-    start = _aware(datetime.fromisoformat(state.start_date_iso))
-    end = _aware(datetime.fromisoformat(state.end_date_iso))
     if state.window_exact:
-        return start, end
-    return _midnight(start.date()), _midnight(end.date() + timedelta(days=1))
+        start = _aware(datetime.fromisoformat(state.start_date_iso))
+        return start, _aware(datetime.fromisoformat(state.end_date_iso))
+    # as searched then: the days written, in the offset stored with them, read as UTC days
+    first = datetime.fromisoformat(state.start_date_iso).date()
+    last = datetime.fromisoformat(state.end_date_iso).date()
+    return _midnight(first), _midnight(last + timedelta(days=1))
 
 
 def describe_window(state: SessionState) -> dict[str, str]:
@@ -147,7 +149,7 @@ def widen(state: SessionState, asked: WindowRequest) -> None:
             f"--widen only widens: --start {asked.written_start} is after the stored start "
             f"{_short(start)}"
         )
-    if asked.end is not None and (state.open_end or asked.end < end):
+    if asked.end is not None and (state.open_end or _ends_before(state, asked.end, end)):
         stored = "no end" if state.open_end else _short(end)
         raise Q2GoogleError(
             f"--widen only widens: --end {asked.written_end} is before the stored end ({stored})"
@@ -170,6 +172,14 @@ def _same_end(state: SessionState, asked: WindowRequest, end: datetime) -> bool:
     if state.window_exact:
         return asked.end == end
     return asked.end.date() == (end - timedelta(days=1)).date()
+
+
+def _ends_before(state: SessionState, asked_end: datetime, end: datetime) -> bool:
+    """Whether ``asked_end`` would narrow the window (by day for a session made before
+    windows were exact, whose end day was inclusive)."""
+    if state.window_exact:
+        return asked_end < end
+    return asked_end.date() < (end - timedelta(days=1)).date()
 
 
 def _aware(moment: datetime) -> datetime:

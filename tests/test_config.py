@@ -116,3 +116,16 @@ def test_the_state_directory_variable_still_wins(
     settings = get_settings()
     assert settings.state_dir == tmp_path / "elsewhere"
     assert legacy_state_notice(settings) is None
+
+
+def test_the_old_default_in_the_home_directory_is_found_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from q2google.config import default_state_dir
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / ".q2google_sessions").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)  # a cron job that once ran from home, run from elsewhere now
+    assert default_state_dir() == home / ".q2google_sessions"

@@ -168,3 +168,41 @@ async def test_a_second_run_lists_again_and_counts_only_what_is_new() -> None:
 
     await discover(library, state)
     assert state.listing_new == 0, "nothing new: one walk, which proves it"
+
+
+@dataclass
+class DayRoundingLibrary(ChangingLibrary):
+    """A cloud that reads only the dates of ``captured_range`` (end day exclusive), or that
+    sorts oldest first: the cursor alone would skip media; the count check pages through."""
+
+    oldest_first: bool = False
+
+    async def search(self, start: datetime, end: datetime, page: int) -> SearchPage:
+        day_start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        day_end = end.replace(hour=0, minute=0, second=0, microsecond=0)
+        answer = await super().search(day_start, day_end, page)
+        if self.oldest_first:
+            ordered = sorted(
+                (
+                    (moment, media_id)
+                    for media_id, moment in self.media.items()
+                    if day_start <= moment < day_end
+                ),
+            )
+            rows = tuple(
+                MediaRow(media_id, "Photo", f"{media_id}.JPG", captured_at=moment)
+                for moment, media_id in ordered[(page - 1) * self.per_page : page * self.per_page]
+            )
+            return SearchPage(rows, answer.total_pages, answer.total_items)
+        return answer
+
+
+@pytest.mark.parametrize("oldest_first", [False, True])
+async def test_a_cloud_that_rounds_or_sorts_otherwise_still_loses_nothing(
+    oldest_first: bool,
+) -> None:
+    source = DayRoundingLibrary(oldest_first=oldest_first)
+    source.media.update(spaced(40, hours=2))  # several media a day, three a page
+    state = session()
+    await discover(source, state)
+    assert {item.media_id for item in state.items.values()} == set(source.media)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
@@ -133,6 +133,8 @@ def media_row(raw: Any) -> MediaRow:
     captured = get("captured_at")
     if isinstance(captured, str):
         captured = datetime.fromisoformat(captured.replace("Z", "+00:00"))
+    if isinstance(captured, datetime) and captured.tzinfo is None:
+        captured = captured.replace(tzinfo=UTC)  # the cloud's times are UTC
     size, count = get("file_size"), get("item_count")
     media_id = str(get("id"))
     return MediaRow(

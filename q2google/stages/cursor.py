@@ -120,6 +120,53 @@ class WindowWalk:
         return self.start <= moment < self.end
 
 
+def media_in_window(state: SessionState, start: datetime, end: datetime) -> int:
+    """How many media of ``[start, end)`` the session knows (of unknown time: counted)."""
+    inside = set()
+    for item in state.items.values():
+        moment = _moment(item.captured_at) if item.captured_at else None
+        if moment is None or start <= moment < end:
+            inside.add(item.media_id)
+    return len(inside)
+
+
+async def page_walk(
+    source: GoProSource,
+    state: SessionState,
+    start: datetime,
+    end: datetime,
+    *,
+    record: Record,
+    checkpoint: Checkpoint,
+) -> int:
+    """The backstop: every page of ``[start, end)`` by number, recording what is unknown.
+
+    Page numbers shift when the library changes meanwhile, which is why the cursor walks
+    first; this only runs when the cloud counts more media than the cursor found.
+
+    Returns:
+        How many media it added.
+    """
+    known = {item.media_id for item in state.items.values()}
+    added, number, pages = 0, 1, 1
+    while number <= pages:
+        page = await source.search(start, end, number)
+        pages = page.total_pages
+        fresh = [
+            row
+            for row in page.rows
+            if row.media_id not in known
+            and (row.captured_at is None or start <= row.captured_at.astimezone(UTC) < end)
+        ]
+        if fresh:
+            await record(fresh)
+            known.update(row.media_id for row in fresh)
+            added += len(fresh)
+        await checkpoint()
+        number += 1
+    return added
+
+
 def _advance(cursor: DiscoveryCursor | None, rows: Sequence[MediaRow]) -> DiscoveryCursor | None:
     """The cursor after ``rows`` (newest first) are recorded: their oldest instant."""
     moments = [row.captured_at.astimezone(UTC) for row in rows if row.captured_at is not None]

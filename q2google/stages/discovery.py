@@ -27,7 +27,7 @@ from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneEr
 from q2google.gopro.shapes import GONE_REASON, row_verdict
 from q2google.gopro.source import Verdict
 from q2google.gphotos.limits import refusal
-from q2google.stages.cursor import WindowWalk
+from q2google.stages.cursor import WindowWalk, media_in_window, page_walk
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
 from q2google.state.base import ExclusionKind, make_item_key
 from q2google.window import window_bounds
@@ -97,19 +97,29 @@ class DiscoveryStage:
         walk = await WindowWalk(
             self.source, state, start=start, end=end, record=record, checkpoint=checkpoint
         ).run()
-        for _ in range(RECONCILE_ROUNDS):  # proof: a walk from the top that finds nothing new
-            if from_top and not walk.new_media:
+        walks = 1
+        while not (from_top and not walk.new_media):  # proof: a walk from the top, nothing new
+            if walks > RECONCILE_ROUNDS:
+                logger.warning(
+                    "the GoPro library kept changing while it was listed: %d new media in the "
+                    "last walk; the next run lists it again",
+                    walk.new_media,
+                )
                 break
             walk = await WindowWalk(
                 self.source, state, start=start, end=end, record=record, checkpoint=checkpoint
             ).run()
-            from_top = True
-        else:
+            walks, from_top = walks + 1, True
+        known = media_in_window(state, start, end)
+        if walk.total_items is not None and known < walk.total_items:
+            # The cloud counts more than the cursor found: it may round the range (to days, say)
+            # or order otherwise. Page through the whole window too; nothing known is redone.
             logger.warning(
-                "the GoPro library kept changing while it was listed: %d new media in the "
-                "last walk; the next run lists it again",
-                walk.new_media,
+                "the cursor found %d media of the %d the GoPro cloud counts: paging through",
+                known,
+                walk.total_items,
             )
+            await page_walk(self.source, state, start, end, record=record, checkpoint=checkpoint)
         logger.info(
             "listed the window: %s media in it now, %d files in the session, %d new",
             walk.total_items,
