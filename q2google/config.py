@@ -14,12 +14,24 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from q2google.errors import ConfigError
+from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS, UPLOAD_GRANULARITY_BYTES
+
+__all__ = [
+    "DEFAULT_RAW_UPLOAD_MAX_BYTES",
+    "ENV_PREFIX",
+    "MAX_LIBRARY_BATCH_SIZE",
+    "UPLOAD_GRANULARITY_BYTES",
+    "Q2GoogleSettings",
+    "get_settings",
+]
 
 ENV_PREFIX = "Q2GOOGLE_"
-UPLOAD_GRANULARITY_BYTES = 256 * 1024
-"""Google's resumable uploads accept chunks in multiples of 256 KiB (all but the last)."""
-MAX_LIBRARY_BATCH_SIZE = 50
+MAX_LIBRARY_BATCH_SIZE = MAX_BATCH_CREATE_ITEMS
 """``mediaItems:batchCreate`` takes at most 50 items per call."""
+DEFAULT_RAW_UPLOAD_MAX_BYTES = 16 * 1024 * 1024
+"""Files up to this size go by one raw upload request (see ``raw_upload_max_bytes``)."""
+MAX_RAW_UPLOAD_BYTES = 256 * 1024 * 1024
+"""Highest ``raw_upload_max_bytes`` accepted: a raw body is resent whole after a break."""
 
 
 def default_google_token_file() -> Path:
@@ -97,6 +109,14 @@ class Q2GoogleSettings(BaseSettings):
         photos_library_batch_size: Items per ``mediaItems:batchCreate`` call (1 to 50).
         transfer_concurrency: Items streamed from the CDN to Google at the same time.
         upload_chunk_size_bytes: Bytes per resumable upload request, a multiple of 256 KiB.
+        raw_upload_max_bytes: Files up to this size go by one raw upload request (one
+            request against Google's daily quota instead of two); larger ones by the
+            resumable protocol, which continues after a break from the offset Google
+            confirmed where a raw upload sends the whole body again. 0 sends every file
+            resumable. The default, 16 MiB, comes from ``benchmarks/requests.py``: raw
+            halves the upload requests at every size and is as fast or faster, but a break
+            costs a whole resend, so the threshold stays where a resend is a few seconds on
+            a modest uplink and above every GoPro photo (a few MiB); videos stay resumable.
         fail_fast: Stop the run at the first permanent item failure.
         progress_interval_seconds: Seconds between progress lines when not on a terminal.
     """
@@ -119,6 +139,9 @@ class Q2GoogleSettings(BaseSettings):
     photos_library_batch_size: int = Field(default=MAX_LIBRARY_BATCH_SIZE, ge=1, le=50)
     transfer_concurrency: int = Field(default=4, ge=1, le=64)
     upload_chunk_size_bytes: int = Field(default=64 * 1024 * 1024, ge=UPLOAD_GRANULARITY_BYTES)
+    raw_upload_max_bytes: int = Field(
+        default=DEFAULT_RAW_UPLOAD_MAX_BYTES, ge=0, le=MAX_RAW_UPLOAD_BYTES
+    )
     fail_fast: bool = False
     progress_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
 

@@ -1,32 +1,31 @@
 """The Google Photos side as the pipeline sees it: stream bytes in, register media items.
 
 :class:`GooglePhotosClient` implements :class:`GooglePhotoLibraryPort` over
-:mod:`q2google.gphotos`. Uploads use Google's resumable protocol and stream: bytes come from a
-:data:`ByteSource` (a function giving the file's bytes from an offset, such as a CDN ``Range``
-request) and go out as they arrive, so memory stays a few blocks per upload whatever the file
-size. After a dropped connection or a 5xx the session is queried and the upload continues from
-the offset Google confirmed; the session URL and that offset are reported through a callback,
-so that another process can continue an upload a killed one started.
+:mod:`q2google.gphotos`. Uploads stream (memory stays a few blocks per upload whatever the
+file size) by one of the protocols of :mod:`q2google.gphotos.uploads`: a file up to
+``raw_upload_max_bytes`` goes in one raw request (one request against Google's daily quota,
+resent whole after a break); a larger one, or one whose resumable session an earlier process
+started, by the resumable protocol, which continues from the offset Google confirmed and
+reports the session URL and that offset so that another process can continue it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote
 
 import httpx
 
-from q2google.gphotos.api import GooglePhotosAPI, error_body, raise_for_status
+from q2google.config import DEFAULT_RAW_UPLOAD_MAX_BYTES
+from q2google.gphotos.api import GooglePhotosAPI
+from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
 from q2google.gphotos.models import (
     BatchCreateRequest,
-    GoogleAPIError,
     MediaItem,
     NewMediaItem,
     NewMediaItemResult,
@@ -34,22 +33,35 @@ from q2google.gphotos.models import (
     Status,
 )
 from q2google.gphotos.oauth import GooglePhotosOAuth
-from q2google.retry import DEFAULT_POLICY, RetryableStatusError, RetryPolicy
+from q2google.gphotos.uploads import (
+    READ_BLOCK,
+    ByteSource,
+    MediaUpload,
+    ProgressCallback,
+    RawUpload,
+    ResumableUpload,
+    UploadSessionLostError,
+    header_file_name,
+)
+from q2google.retry import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
 
+__all__ = [
+    "ByteSource",
+    "GooglePhotoLibraryPort",
+    "GooglePhotosClient",
+    "NewItemSpec",
+    "ProgressCallback",
+    "UploadSessionLostError",
+    "header_file_name",
+]
+
 logger = logging.getLogger(__name__)
 
-ByteSource = Callable[[int], AsyncIterator[bytes]]
-"""Gives a file's bytes from an offset to the end, in pieces of any size."""
-ProgressCallback = Callable[[str, int], Awaitable[None] | None]
-"""Called with the upload session URL and the offset Google has confirmed."""
-
-GRANULARITY = 256 * 1024
-MAX_BATCH = 50
+MAX_BATCH = MAX_BATCH_CREATE_ITEMS
 ITEM_RETRY_ROUNDS = 5
-_READ_BLOCK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,6 @@ class NewItemSpec:
     upload_token: str
     file_name: str
     description: str | None = None
-
-
-class UploadSessionLostError(Exception):
-    """Google no longer knows the upload session (404): the upload starts over."""
 
 
 class GooglePhotoLibraryPort(Protocol):
@@ -111,78 +119,18 @@ class GooglePhotoLibraryPort(Protocol):
         ...
 
 
-def header_file_name(file_name: str) -> str:
-    """The file name as an HTTP header can carry it: ASCII as it is, anything else
-    percent-encoded as UTF-8 (headers are ASCII; the exact name goes in batchCreate's
-    ``fileName``)."""
-    printable = file_name.isascii() and file_name.isprintable()
-    return file_name if printable else quote(file_name, safe=" !#$&'()+,-.;=@[]^_`{}~")
-
-
-class _Cursor:
-    """Reads a :data:`ByteSource` sequentially, reopening it at another offset on demand."""
-
-    def __init__(self, source: ByteSource) -> None:
-        self._source = source
-        self._stream: AsyncIterator[bytes] | None = None
-        self._position = 0
-        self._leftover = b""
-
-    async def take(self, offset: int, length: int) -> AsyncIterator[bytes]:
-        """Yield exactly ``length`` bytes starting at ``offset``."""
-        if self._stream is None or self._position != offset:
-            await self.close()
-            self._stream = aiter(self._source(offset))
-            self._position, self._leftover = offset, b""
-        remaining = length
-        while remaining:
-            piece, self._leftover = self._leftover, b""
-            if not piece:
-                try:
-                    piece = await anext(self._stream)
-                except StopAsyncIteration:
-                    self._stream = None
-                    raise ValueError(
-                        f"the source ended at byte {self._position}, before the announced size"
-                    ) from None
-                except BaseException:
-                    self._stream = None  # a failed stream is never read again: reopen it
-                    raise
-            if len(piece) > remaining:
-                piece, self._leftover = piece[:remaining], piece[remaining:]
-            for start in range(0, len(piece), _READ_BLOCK):
-                block = piece[start : start + _READ_BLOCK]
-                self._position += len(block)
-                remaining -= len(block)
-                yield block
-
-    async def close(self) -> None:
-        """Close the current stream (a CDN response, say), if any."""
-        stream, self._stream = self._stream, None
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
-
-
-@dataclass
-class _Upload:
-    url: str | None
-    offset: int = 0
-    synced: bool = False
-    token: str | None = None
-    unit: int = GRANULARITY  # the session's X-Goog-Upload-Chunk-Granularity
-    confirmed: int = 0  # the last offset Google confirmed to this process
-
-
 class GooglePhotosClient:
-    """Resumable streaming uploads, batched media item creation, and albums.
+    """Streaming uploads (raw or resumable), batched media item creation, and albums.
 
     Args:
         api: The low-level API.
-        chunk_size: Bytes per upload request (rounded down to the server's granularity);
-            every request counts against Google's daily quota, so keep it large: memory does
-            not grow with it.
+        chunk_size: Bytes per resumable upload request (rounded down to the server's
+            granularity); every request counts against Google's daily quota, so keep it
+            large: memory does not grow with it.
         policy: Retry policy for each upload step.
+        raw_max_bytes: Files up to this size go by one raw request; larger ones (and any
+            with a resumable session to continue) by the resumable protocol. 0: always
+            resumable.
     """
 
     def __init__(
@@ -191,10 +139,12 @@ class GooglePhotosClient:
         *,
         chunk_size: int = 64 * 1024 * 1024,
         policy: RetryPolicy = DEFAULT_POLICY,
+        raw_max_bytes: int = DEFAULT_RAW_UPLOAD_MAX_BYTES,
     ) -> None:
         self.api = api
         self.chunk_size = chunk_size
         self.policy = policy
+        self.raw_max_bytes = raw_max_bytes
         self._create_lock = asyncio.Lock()
         self._albums: dict[str, str] = {}
         self._album_lock = asyncio.Lock()
@@ -207,7 +157,11 @@ class GooglePhotosClient:
         api = GooglePhotosAPI(
             settings.photos_api_url, GooglePhotosOAuth.from_settings(settings), transport=transport
         )
-        return cls(api, chunk_size=settings.upload_chunk_size_bytes)
+        return cls(
+            api,
+            chunk_size=settings.upload_chunk_size_bytes,
+            raw_max_bytes=settings.raw_upload_max_bytes,
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -233,37 +187,37 @@ class GooglePhotosClient:
     ) -> str:
         """Upload ``size`` bytes read from ``source`` and return the upload token.
 
+        Raw (one request) when ``size`` is at most ``raw_max_bytes`` and there is no session
+        to continue; resumable otherwise.
+
         Args:
             source: The file's bytes from any offset.
             size: Total bytes.
             file_name: Name given to Google.
             mime_type: The file's MIME type.
             upload_url: A session URL from an earlier, interrupted attempt, to continue.
-            on_progress: Told the session URL once it exists and each confirmed offset.
+            on_progress: Told the session URL once it exists and each confirmed offset
+                (resumable uploads only: a raw one has no session to continue).
+
+        Returns:
+            The upload token.
 
         Raises:
             GoogleAPIError: Google refused the upload for good.
             QuotaExhaustedError: The daily quota is used up.
         """
-        state = _Upload(upload_url, synced=upload_url is None)
-        cursor = _Cursor(source)
-        try:
-            while True:  # each step (one chunk) gets the policy's full budget of retries
-                await self.policy.call(
-                    f"upload of {file_name}",
-                    lambda: self._step(
-                        state,
-                        cursor,
-                        size=size,
-                        file_name=file_name,
-                        mime_type=mime_type,
-                        on_progress=on_progress,
-                    ),
-                )
-                if state.token is not None:
-                    return state.token
-        finally:
-            await cursor.close()
+        if upload_url is None and size <= self.raw_max_bytes:
+            raw: MediaUpload = RawUpload(self.api, policy=self.policy)
+            return await raw.upload(source, size=size, file_name=file_name, mime_type=mime_type)
+        resumable = ResumableUpload(self.api, policy=self.policy, chunk_size=self.chunk_size)
+        return await resumable.upload(
+            source,
+            size=size,
+            file_name=file_name,
+            mime_type=mime_type,
+            on_progress=on_progress,
+            upload_url=upload_url,
+        )
 
     async def upload_file_path(
         self,
@@ -282,7 +236,7 @@ class GooglePhotosClient:
             handle = await asyncio.to_thread(path.open, "rb")
             try:
                 await asyncio.to_thread(handle.seek, offset)
-                while block := await asyncio.to_thread(handle.read, _READ_BLOCK):
+                while block := await asyncio.to_thread(handle.read, READ_BLOCK):
                     yield block
             finally:
                 handle.close()
@@ -295,106 +249,6 @@ class GooglePhotosClient:
             upload_url=upload_url,
             on_progress=on_progress,
         )
-
-    async def _step(
-        self,
-        state: _Upload,
-        cursor: _Cursor,
-        *,
-        size: int,
-        file_name: str,
-        mime_type: str,
-        on_progress: ProgressCallback | None,
-    ) -> None:
-        """Make one step of progress: (re)sync with the server if needed, send one chunk."""
-        if state.url is None:
-            state.url, state.unit = await self._start(size, file_name, mime_type)
-            state.offset = state.confirmed = 0
-            state.synced = True
-            await _notify(on_progress, state.url, 0)
-        if not state.synced:
-            try:
-                await self._query(state)
-            except UploadSessionLostError:
-                logger.debug("upload session of %s expired; starting over", file_name)
-                state.url, state.offset = None, 0
-                return
-            await _notify(on_progress, state.url, state.offset)
-            if state.token is not None or state.offset > state.confirmed:
-                state.confirmed = state.offset  # progress: the next chunk gets a fresh budget
-                return
-        state.synced = False  # until this chunk is answered, the server's offset is unknown
-        chunk = max(state.unit, self.chunk_size // state.unit * state.unit)
-        length = min(chunk, size - state.offset)
-        final = state.offset + length >= size
-        headers = {
-            "X-Goog-Upload-Command": "upload, finalize" if final else "upload",
-            "X-Goog-Upload-Offset": str(state.offset),
-            "Content-Length": str(length),
-        }
-        try:
-            response = await self.api.send(
-                "POST", state.url, content=cursor.take(state.offset, length), headers=headers
-            )
-        except BaseException:
-            await cursor.close()  # what was read is unconfirmed: reopen after the query
-            raise
-        if response.status_code == 404:
-            state.url, state.offset = None, 0
-            raise RetryableStatusError(f"upload of {file_name} (session lost)", 404)
-        if response.status_code == 401:
-            raise RetryableStatusError(f"upload of {file_name} (token refreshed)", 401)
-        if response.status_code == 400 and "X-Goog-Upload-Size-Received" in response.headers:
-            raise RetryableStatusError(f"upload of {file_name} (offset mismatch)", 400)
-        raise_for_status(f"upload of {file_name}", response)
-        state.offset += length
-        state.confirmed = state.offset
-        state.synced = True
-        if final:
-            state.token = response.text.strip()
-            if not state.token:
-                raise GoogleAPIError(f"upload of {file_name}", error_body(response))
-        await _notify(on_progress, state.url, state.offset)
-
-    async def _start(self, size: int, file_name: str, mime_type: str) -> tuple[str, int]:
-        response = await self._start_request(size, file_name, mime_type)
-        url: str | None = response.headers.get("X-Goog-Upload-URL")
-        if not url:
-            raise GoogleAPIError("upload start", error_body(response))
-        try:
-            unit = int(response.headers.get("X-Goog-Upload-Chunk-Granularity", GRANULARITY))
-        except ValueError:
-            unit = GRANULARITY
-        return url, max(GRANULARITY, unit)
-
-    async def _start_request(self, size: int, file_name: str, mime_type: str) -> httpx.Response:
-        headers = {
-            "X-Goog-Upload-Command": "start",
-            "X-Goog-Upload-Protocol": "resumable",
-            "X-Goog-Upload-Content-Type": mime_type,
-            "X-Goog-Upload-Raw-Size": str(size),
-            "X-Goog-Upload-File-Name": header_file_name(file_name),
-            "Content-Length": "0",
-        }
-        response = await self.api.send("POST", "/v1/uploads", headers=headers)
-        raise_for_status("upload start", response)
-        return response
-
-    async def _query(self, state: _Upload) -> None:
-        """Ask where the session stands; set the offset (or the token if it is final)."""
-        assert state.url is not None
-        response = await self.api.send(
-            "POST", state.url, headers={"X-Goog-Upload-Command": "query"}
-        )
-        if response.status_code == 404:
-            raise UploadSessionLostError
-        raise_for_status("upload query", response)
-        received = response.headers.get("X-Goog-Upload-Size-Received")
-        if response.headers.get("X-Goog-Upload-Status") == "final":
-            state.token = response.text.strip() or None
-        if received is not None:
-            state.offset = int(received)
-        state.synced = True
 
     # -- media items -----------------------------------------------------------------------
 
@@ -506,11 +360,3 @@ class GooglePhotosClient:
         """
         for start in range(0, len(media_item_ids), MAX_BATCH):
             await self.api.add_to_album(album_id, list(media_item_ids[start : start + MAX_BATCH]))
-
-
-async def _notify(callback: ProgressCallback | None, url: str, offset: int) -> None:
-    if callback is None:
-        return
-    outcome = callback(url, offset)
-    if inspect.isawaitable(outcome):
-        await outcome

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -36,3 +38,24 @@ def state_snapshot(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+@contextmanager
+def sync_under_way(*args: str, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """Start ``q2google sync ARGS`` and hand it over once its bytes are moving (a plain
+    progress line on stderr says so); the caller signals it and collects its output."""
+    executable = shutil.which("q2google")
+    assert executable
+    with subprocess.Popen(
+        [executable, "sync", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"},
+        cwd=cwd,
+    ) as child:
+        assert child.stderr is not None
+        for line in child.stderr:
+            if "MiB sent" in line:
+                break
+        yield child

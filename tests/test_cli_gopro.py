@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from q2google.sandbox import Sandbox
-from tests.cli import q2google
+from tests.cli import q2google, sync_under_way
 from tests.test_sync_gopro import HELD_BACK, REAL_SHAPES, proxy_bytes
 
 WINDOW = ("--start", "2023-01-01", "--end", "2024-12-31")
@@ -38,21 +36,7 @@ def test_one_sync_of_a_library_with_real_shapes_delivers_every_original_once(
 def test_a_token_revoked_midway_is_one_line_and_a_fresh_token_finishes_exactly_once(
     sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    executable = shutil.which("q2google")
-    assert executable
-    env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
-    with subprocess.Popen(
-        [executable, "sync", *WINDOW, "--session", "trip"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    ) as child:
-        assert child.stderr is not None
-        for line in child.stderr:
-            if "MiB sent" in line:  # a transfer is under way
-                break
+    with sync_under_way(*WINDOW, "--session", "trip", env=user_env, cwd=tmp_path) as child:
         sandbox.revoke_gopro_token()
         revoked_at = time.monotonic()
         out, err = child.communicate(timeout=60)

@@ -10,13 +10,12 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from q2google.sandbox import Sandbox, SandboxLibrary
-from tests.cli import q2google, state_snapshot
+from tests.cli import q2google, state_snapshot, sync_under_way
 
 WINDOW = ("--start", "2023-01-01", "--end", "2024-12-31")
 
@@ -141,26 +140,11 @@ def test_a_corrupt_state_file_is_one_line_naming_it(
     assert meta.read_text() == "{ truncated"
 
 
-@pytest.mark.sandbox(faults="bandwidth=3MiB")
+@pytest.mark.sandbox(faults="bandwidth=1MiB")  # slow enough that Ctrl-C lands midway
 def test_ctrl_c_saves_says_how_to_resume_and_the_resume_finishes_exactly_once(
     sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    executable = shutil.which("q2google")
-    assert executable
-    env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
-    with subprocess.Popen(
-        [executable, "sync", *WINDOW, "--session", "cut"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    ) as child:
-        assert child.stderr is not None
-        for line in child.stderr:
-            if "MiB sent" in line:  # bytes are moving
-                break
-        time.sleep(0.5)
+    with sync_under_way(*WINDOW, "--session", "cut", env=user_env, cwd=tmp_path) as child:
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
     assert child.returncode == 130, out + err

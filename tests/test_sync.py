@@ -74,7 +74,11 @@ async def run_sync(
     concurrency: int = 4,
     prepare: Any = None,
     backend: Any = None,
+    raw_upload_max_bytes: int | None = None,
 ) -> Any:
+    raw: dict[str, Any] = {}
+    if raw_upload_max_bytes is not None:
+        raw["raw_upload_max_bytes"] = raw_upload_max_bytes
     settings = Q2GoogleSettings(
         gopro_api_url=sandbox.url,
         photos_api_url=sandbox.url,
@@ -82,6 +86,7 @@ async def run_sync(
         google_token_file=sandbox.write_token_file(tmp_path / "token.json"),
         upload_chunk_size_bytes=1024 * 1024,
         transfer_concurrency=concurrency,
+        **raw,
     )
     async with GoProCloudClient.from_settings(settings, access_token=sandbox.gopro_token) as gp:
         photos = photos_class.from_settings(settings)
@@ -266,6 +271,7 @@ def test_twelve_kill_9_at_random_moments_then_a_final_run(sandbox: Sandbox, tmp_
         **sandbox.environment(sandbox.write_token_file(tmp_path / "token.json")),
         "Q2GOOGLE_STATE_DIR": str(tmp_path / "state"),
         "Q2GOOGLE_UPLOAD_CHUNK_SIZE_BYTES": str(1024 * 1024),
+        "Q2GOOGLE_RAW_UPLOAD_MAX_BYTES": "0",  # about continuing resumable sessions
         "Q2GOOGLE_PHOTOS_LIBRARY_BATCH_SIZE": "10",
         "PYTHONPATH": str(repo),
     }
@@ -301,7 +307,11 @@ def test_twelve_kill_9_at_random_moments_then_a_final_run(sandbox: Sandbox, tmp_
 async def test_crash_after_an_upload_finalized_before_its_token_was_saved(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    await expect_crash(run_sync(sandbox, tmp_path, photos_class=CrashAfterUpload, concurrency=1))
+    # About recovering a finalized resumable session's token: every file goes resumable.
+    crashing = run_sync(
+        sandbox, tmp_path, photos_class=CrashAfterUpload, concurrency=1, raw_upload_max_bytes=0
+    )
+    await expect_crash(crashing)
     state = stored_state(tmp_path)
     (uploaded,) = [item for item in state.items.values() if item.upload_url]
     assert uploaded.upload_token is None, "the token was lost with the process"

@@ -1,4 +1,4 @@
-"""What Google Photos accepts, in one place: file types, sizes and the API's own bounds.
+"""What Google Photos accepts, in one place: file types, sizes, the API's own bounds and quota.
 
 From the Library API's upload guide ("Accepted file types and sizes") and its reference.
 A file outside these is never downloaded nor uploaded: it is skipped with the limit named.
@@ -19,6 +19,15 @@ MAX_DESCRIPTION_CHARS = 1000
 """Longest media item description."""
 MAX_ALBUM_ITEMS = 20_000
 """Items an album can hold."""
+
+UPLOADS_PATH = "/v1/uploads"
+"""The upload endpoint, for raw uploads and to start resumable sessions."""
+UPLOAD_GRANULARITY_BYTES = 256 * 1024
+"""Resumable chunks but the last are multiples of this (unless the session says more, in its
+``X-Goog-Upload-Chunk-Granularity``)."""
+DAILY_REQUEST_QUOTA = 10_000
+"""Library API requests per project per day, uploads included ("Usage limits"): every upload
+request counts, so a raw upload (one request) costs half a resumable one (start + upload)."""
 
 PHOTO_TYPES: dict[str, str] = {
     "avif": "image/avif",

@@ -6,9 +6,8 @@ import secrets
 
 from aiohttp import web
 
-from q2google.sandbox.faults import FaultInjector, SandboxStats
-from q2google.sandbox.google.models import Album, PhotosLibrary
-from q2google.sandbox.google.oauth import GoogleOAuth
+from q2google.sandbox.google.models import Album
+from q2google.sandbox.google.resource import GoogleResource
 from q2google.sandbox.google.wire import (
     ALBUM_ADD_SCOPES,
     MAX_BATCH,
@@ -25,20 +24,8 @@ from q2google.sandbox.google.wire import (
 _ALBUM = "/v1/albums/{album_id:[^/:]+}"
 
 
-class GoogleAlbums:
+class GoogleAlbums(GoogleResource):
     """``albums``: the app's albums, each holding up to ``album-cap`` items."""
-
-    def __init__(
-        self,
-        injector: FaultInjector,
-        stats: SandboxStats,
-        oauth: GoogleOAuth,
-        library: PhotosLibrary,
-    ) -> None:
-        self.injector = injector
-        self.stats = stats
-        self.oauth = oauth
-        self.library = library
 
     def routes(self) -> list[web.RouteDef]:
         """The albums routes, each behind its scopes."""

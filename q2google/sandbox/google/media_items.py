@@ -14,9 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from q2google.sandbox.faults import FaultInjector, SandboxStats
-from q2google.sandbox.google.models import Album, MediaItem, PhotosLibrary
-from q2google.sandbox.google.oauth import GoogleOAuth
+from q2google.sandbox.google.models import Album, MediaItem
+from q2google.sandbox.google.resource import GoogleResource
 from q2google.sandbox.google.wire import (
     EXPIRED_UPLOAD,
     MAX_BATCH,
@@ -38,20 +37,8 @@ LIST_PAGE = (25, 100)
 """Default and largest ``pageSize`` of mediaItems.list and mediaItems.search."""
 
 
-class GoogleMediaItems:
+class GoogleMediaItems(GoogleResource):
     """``mediaItems``: batchCreate, list, search and get over the emulated library."""
-
-    def __init__(
-        self,
-        injector: FaultInjector,
-        stats: SandboxStats,
-        oauth: GoogleOAuth,
-        library: PhotosLibrary,
-    ) -> None:
-        self.injector = injector
-        self.stats = stats
-        self.oauth = oauth
-        self.library = library
 
     def routes(self) -> list[web.RouteDef]:
         """The mediaItems routes, each behind its scopes."""

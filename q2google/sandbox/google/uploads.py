@@ -18,6 +18,7 @@ from aiohttp import web
 from q2google.sandbox.faults import FaultInjector, SandboxStats, Throttle
 from q2google.sandbox.google.models import PhotosLibrary, UploadToken
 from q2google.sandbox.google.oauth import GoogleOAuth
+from q2google.sandbox.google.resource import GoogleResource
 from q2google.sandbox.google.wire import GRANULARITY, WRITE_SCOPES, google_error, invalid
 
 _READ_SIZE = 64 * 1024
@@ -37,7 +38,7 @@ class UploadSession:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class GoogleUploads:
+class GoogleUploads(GoogleResource):
     """``POST /v1/uploads``: the raw protocol, and the resumable one with its commands."""
 
     def __init__(
@@ -47,10 +48,7 @@ class GoogleUploads:
         oauth: GoogleOAuth,
         library: PhotosLibrary,
     ) -> None:
-        self.injector = injector
-        self.stats = stats
-        self.oauth = oauth
-        self.library = library
+        super().__init__(injector, stats, oauth, library)
         self.uploads: dict[str, UploadSession] = {}
 
     def routes(self) -> list[web.RouteDef]:
