@@ -113,7 +113,7 @@ class Q2GoogleSettings(BaseSettings):
             request against Google's daily quota instead of two); larger ones by the
             resumable protocol, which continues after a break from the offset Google
             confirmed where a raw upload sends the whole body again. 0 sends every file
-            resumable. The default, 16 MiB, comes from ``benchmarks/requests.py``: raw
+            resumable. The default, 16 MiB, comes from ``benchmarks/upload_requests.py``: raw
             halves the upload requests at every size and is as fast or faster, but a break
             costs a whole resend, so the threshold stays where a resend is a few seconds on
             a modest uplink and above every GoPro photo (a few MiB); videos stay resumable.

@@ -70,11 +70,13 @@ class GoogleUploads(GoogleResource):
         if protocol == "raw":
             hasher, size = hashlib.sha256(), 0
             throttle = Throttle(self.injector.config.bandwidth_bytes_per_second)
-            while piece := await request.content.read(_READ_SIZE):
+            while piece := await _read_or_none(request):
                 hasher.update(piece)
                 size += len(piece)
                 self.stats.upload_bytes_received += len(piece)
                 await throttle.account(len(piece))
+            if request.content_length is not None and size != request.content_length:
+                return invalid("the body ended before its Content-Length")  # the client left
             token = self._new_upload_token(hasher.hexdigest(), size, content_type, file_name)
             return web.Response(text=token, content_type="text/plain")
         if protocol != "resumable" or _commands(request) != {"start"}:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    uv run python benchmarks/requests.py [--sizes 256KiB,1MiB,4MiB,16MiB,64MiB]
+    uv run python benchmarks/upload_requests.py [--sizes 256KiB,1MiB,4MiB,16MiB,64MiB]
         [--total 96MiB] [--concurrency 4] [--scenarios local,wan,resets]
 
 Starts ``q2google sandbox serve`` in its own process and uploads, for each size, files of that
