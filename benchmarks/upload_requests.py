@@ -3,7 +3,7 @@
 Usage::
 
     uv run python benchmarks/upload_requests.py [--sizes 256KiB,1MiB,4MiB,16MiB,64MiB]
-        [--total 96MiB] [--concurrency 4] [--scenarios local,wan,resets]
+        [--total 96MiB] [--concurrency 4] [--scenarios local,wan,breaks]
 
 Starts ``q2google sandbox serve`` in its own process and uploads, for each size, files of that
 size (at least four, about ``--total`` bytes in all, ``--concurrency`` at a time) once by the
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="256KiB,1MiB,4MiB,16MiB,64MiB")
     parser.add_argument("--total", default="96MiB")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--scenarios", default="local,wan,resets")
+    parser.add_argument("--scenarios", default="local,wan,breaks")
     args = parser.parse_args()
     for name in args.scenarios.split(","):
         print(f"{name}: faults {SCENARIOS[name] or 'none'}", flush=True)

@@ -206,7 +206,7 @@ class GooglePhotosClient:
             GoogleAPIError: Google refused the upload for good.
             QuotaExhaustedError: The daily quota is used up.
         """
-        if upload_url is None and size <= self.raw_max_bytes:
+        if upload_url is None and 0 < size <= self.raw_max_bytes:
             raw: MediaUpload = RawUpload(self.api, policy=self.policy)
             return await raw.upload(source, size=size, file_name=file_name, mime_type=mime_type)
         resumable = ResumableUpload(self.api, policy=self.policy, chunk_size=self.chunk_size)

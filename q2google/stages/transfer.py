@@ -1,10 +1,11 @@
-"""Transfer: stream each file from the GoPro CDN straight into a Google resumable upload.
+"""Transfer: stream each file from the GoPro CDN straight into a Google upload.
 
 No temporary files and no whole file in memory. ``transfer_concurrency`` items are in flight.
-The upload session URL and the offset Google confirmed are checkpointed as they advance, so a
-new process continues an upload a killed one started. CDN URLs are resolved right before each
-download and again when one has expired; a body cut midway reopens with a ``Range`` request
-from the upload's confirmed offset.
+Files up to ``Q2GOOGLE_RAW_UPLOAD_MAX_BYTES`` go in one raw request, sent again whole after a
+break. Larger ones use the resumable protocol: the session URL and the offset Google confirmed
+are checkpointed as they advance, so a new process continues an upload a killed one started,
+and a body cut midway reopens with a ``Range`` request from the confirmed offset. CDN URLs are
+resolved right before each download and again when one has expired.
 """
 
 from __future__ import annotations
