@@ -70,7 +70,8 @@ def test_a_busy_session_touches_nothing(
     with JsonFileBackend(state_dir).lease("held") as holder:  # another run, as it were
         busy = q2google("sessions", "retry", "held", env=user_env, cwd=tmp_path)
         again = q2google("sync", "--session", "held", env=user_env, cwd=tmp_path)
-    for result in (busy, again):
+        gone = q2google("sessions", "delete", "held", "--yes", env=user_env, cwd=tmp_path)
+    for result in (busy, again, gone):
         assert result.returncode == 75, result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
         assert f"(pid {holder.pid} on {holder.host}) holds it since {holder.since}" in (

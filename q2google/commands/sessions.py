@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
@@ -154,6 +155,7 @@ def sessions_delete(
     from q2google.errors import StateCorruptError
     from q2google.sessions import catalogue, delete_session, summarize
     from q2google.state import build_backend
+    from q2google.state.lease import SessionLeasing
 
     backend, ids = catalogue(build_backend(load_settings()))
     try:
@@ -167,5 +169,7 @@ def sessions_delete(
     if not yes and not typer.confirm(f"delete session {session} ({what})?", default=False):
         typer.echo("not deleted", err=True)
         raise typer.Exit(1)
-    delete_session(backend, session, state)
+    owned = backend.lease(session) if isinstance(backend, SessionLeasing) else nullcontext()
+    with owned:  # a run of it going on: busy (exit 75), nothing deleted
+        delete_session(backend, session, state)
     typer.echo(f"deleted session {session}")
