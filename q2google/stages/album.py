@@ -17,7 +17,7 @@ from q2google.gphotos.answers import album_refusal
 from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
 from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
-from q2google.stages.create import ALBUM_SWITCHES, album_title
+from q2google.stages.create import ALBUM_SWITCHES, album_title, switch_album
 from q2google.state import ItemState, SessionState, StageStatus
 
 logger = logging.getLogger(__name__)
@@ -100,10 +100,5 @@ async def _add(
                 raise
         else:
             return state.album_id
-        if problem == "full":
-            state.album_part += 1
-        title = album_title(state.album_title, state.album_part)
-        logger.info("the album is %s: going on in %r", problem, title)
-        state.album_id = await photos.find_or_create_album(title, fresh=True)
-        await persist(state)
+        await switch_album(photos, state, problem, persist)
     raise AssertionError("unreachable")  # pragma: no cover

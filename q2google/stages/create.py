@@ -279,13 +279,7 @@ class CreateStage:
                     except GoogleAPIError as later:  # the first half exists: answer per item
                         rest = [_refused(spec, later) for spec in specs[half:]]
                     return first + rest
-                assert state.album_title is not None
-                if problem == "full":
-                    state.album_part += 1
-                title = album_title(state.album_title, state.album_part)
-                logger.info("the album is %s: going on in %r", problem, title)
-                state.album_id = await self.photos.find_or_create_album(title, fresh=True)
-                await self.persist(state)
+                await switch_album(self.photos, state, problem, self.persist)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- one item --------------------------------------------------------------------------
@@ -369,6 +363,20 @@ def _failed_for_now(item: ItemState) -> bool:
     """A create that failed with an error worth trying again (Google's transient codes)."""
     error = item.errors.get(StageName.CREATE)
     return item.create_status is StageStatus.FAILED and error is not None and error.retryable
+
+
+async def switch_album(
+    photos: GooglePhotoLibraryPort, state: SessionState, problem: str, persist: Persist
+) -> None:
+    """Go on in the album found or made again (``problem`` "gone": the user deleted it), or
+    in the next one, "Title (2)"... (``problem`` "full"); checkpoint the choice."""
+    assert state.album_title is not None
+    if problem == "full":
+        state.album_part += 1
+    title = album_title(state.album_title, state.album_part)
+    logger.info("the album is %s: going on in %r", problem, title)
+    state.album_id = await photos.find_or_create_album(title, fresh=True)
+    await persist(state)
 
 
 def album_title(title: str, part: int) -> str:
