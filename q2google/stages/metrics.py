@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from q2google.sessions import COMPLETED, DEFERRED, FAILED, GONE, SKIPPED, item_outcome
 from q2google.state import SessionState, StageStatus
@@ -29,6 +30,17 @@ class SyncTransferMetrics:
         seconds_downloading: Time spent waiting on the CDN (summed over items).
         seconds_uploading: Time spent in uploads (summed over items).
         seconds_transfer_wall: Wall time of the transfer stage.
+        bytes_to_send: Bytes of the files the transfer stage set out to send in this run
+            (known sizes; a file of unknown size counts as the mean of the known ones), set
+            when the stage starts; with ``bytes_downloaded`` it gives a bytes ETA.
+        uploads_allowed: Files allowed in flight now (lowered on Google's per-minute 429s,
+            raised again when answers are clean); ``None`` before the transfer.
+        google_requests_today: Google Photos requests counted today (Pacific time, Google's
+            day) by every session sharing this state; ``None`` when not metered.
+        google_request_limit: The daily request limit the run stops at.
+        google_quota_resets_at: When Google's daily quota resets (aware).
+        google_requests_needed: About how many requests the session still needs.
+        waiting_until: While ``--wait`` sleeps for the quota: when it goes on (aware).
     """
 
     stage: str = ""
@@ -45,6 +57,13 @@ class SyncTransferMetrics:
     seconds_downloading: float = 0.0
     seconds_uploading: float = 0.0
     seconds_transfer_wall: float = 0.0
+    bytes_to_send: int = 0
+    uploads_allowed: int | None = None
+    google_requests_today: int | None = None
+    google_request_limit: int | None = None
+    google_quota_resets_at: datetime | None = None
+    google_requests_needed: int | None = None
+    waiting_until: datetime | None = None
 
     def count_aside(self, kind: ExclusionKind) -> None:
         """Count one more file held back on purpose."""
