@@ -150,6 +150,14 @@ def sync(
         bool,
         typer.Option("--dry-run", help="Discover only: print what would move, upload nothing."),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="At Google's daily request quota, wait for it to reset (midnight Pacific "
+            "time) and go on, instead of stopping with exit 75.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Copy media captured in a window from the GoPro cloud into Google Photos, or resume."""
@@ -181,6 +189,7 @@ def sync(
             progress=progress_mode(as_json),
             widen=widen,
             request=request,
+            wait=wait,
         ),
         session,
     )

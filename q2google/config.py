@@ -14,7 +14,11 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from q2google.errors import ConfigError
-from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS, UPLOAD_GRANULARITY_BYTES
+from q2google.gphotos.limits import (
+    DAILY_REQUEST_QUOTA,
+    MAX_BATCH_CREATE_ITEMS,
+    UPLOAD_GRANULARITY_BYTES,
+)
 
 __all__ = [
     "DEFAULT_RAW_UPLOAD_MAX_BYTES",
@@ -117,6 +121,11 @@ class Q2GoogleSettings(BaseSettings):
             halves the upload requests at every size and is as fast or faster, but a break
             costs a whole resend, so the threshold stays where a resend is a few seconds on
             a modest uplink and above every GoPro photo (a few MiB); videos stay resumable.
+        daily_request_limit: Google Photos requests a day (Pacific time, Google's day) that
+            every session sharing this state may make together; at it, a run creates what it
+            uploaded and stops (exit 75), or waits for the reset with ``--wait``. Google's
+            own limit is 10,000 per project; lower it to leave room for other apps of the
+            same project. 0: no limit of q2google's own (Google's 429 still stops the run).
         fail_fast: Stop the run at the first permanent item failure.
         progress_interval_seconds: Seconds between progress lines when not on a terminal.
     """
@@ -142,6 +151,7 @@ class Q2GoogleSettings(BaseSettings):
     raw_upload_max_bytes: int = Field(
         default=DEFAULT_RAW_UPLOAD_MAX_BYTES, ge=0, le=MAX_RAW_UPLOAD_BYTES
     )
+    daily_request_limit: int = Field(default=DAILY_REQUEST_QUOTA, ge=0, le=10_000_000)
     fail_fast: bool = False
     progress_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
 

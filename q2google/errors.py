@@ -21,6 +21,8 @@ httpx, google-auth, pymongo) are turned into these where q2google calls them.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 EXIT_OK = 0
 """Every file of the session is where it belongs."""
 EXIT_FILES_FAILED = 1
@@ -96,9 +98,17 @@ class TryLaterError(Q2GoogleError):
 
 
 class QuotaExhaustedError(Q2GoogleError):
-    """Google's daily request quota is used up; the session stays intact for a later run."""
+    """Google's daily request quota is used up; the session stays intact for a later run.
+
+    Attributes:
+        resets_at: When the quota resets (aware), when known.
+    """
 
     exit_code = EXIT_TRY_LATER
+
+    def __init__(self, message: str, *, resets_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
 
 
 class GoProAuthError(Q2GoogleError):

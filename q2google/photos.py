@@ -15,12 +15,13 @@ import asyncio
 import logging
 import mimetypes
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
+from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.config import DEFAULT_RAW_UPLOAD_MAX_BYTES
 from q2google.gphotos.api import GooglePhotosAPI
 from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
@@ -33,6 +34,7 @@ from q2google.gphotos.models import (
     Status,
 )
 from q2google.gphotos.oauth import GooglePhotosOAuth
+from q2google.gphotos.quota import RequestMeter, project_counter
 from q2google.gphotos.uploads import (
     READ_BLOCK,
     ByteSource,
@@ -47,6 +49,7 @@ from q2google.retry import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
+    from q2google.state.request_counts import RequestCounts
 
 __all__ = [
     "ByteSource",
@@ -151,17 +154,44 @@ class GooglePhotosClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Q2GoogleSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Q2GoogleSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        counts: RequestCounts | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> GooglePhotosClient:
-        """Build the client (and its OAuth and HTTP layers) from settings."""
+        """Build the client (and its OAuth, HTTP and quota layers) from settings.
+
+        Args:
+            settings: Settings.
+            transport: httpx transport (tests swap the network here).
+            counts: Where requests are counted against the daily limit (the state backend,
+                shared by every session using it); this process only when ``None``.
+            clock: Tells the quota day, and times the retries' backoff.
+        """
+        oauth = GooglePhotosOAuth.from_settings(settings)
+        meter = RequestMeter(
+            limit=settings.daily_request_limit or None,
+            counts=counts,
+            counter=project_counter(oauth.client_id()),
+            clock=clock,
+        )
+        policy = replace(DEFAULT_POLICY, sleep=clock.sleep)
         api = GooglePhotosAPI(
-            settings.photos_api_url, GooglePhotosOAuth.from_settings(settings), transport=transport
+            settings.photos_api_url, oauth, transport=transport, meter=meter, policy=policy
         )
         return cls(
             api,
             chunk_size=settings.upload_chunk_size_bytes,
             raw_max_bytes=settings.raw_upload_max_bytes,
+            policy=policy,
         )
+
+    @property
+    def meter(self) -> RequestMeter:
+        """What counts this client's requests against Google's daily quota."""
+        return self.api.meter
 
     async def aclose(self) -> None:
         """Close the connection pool."""

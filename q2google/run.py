@@ -18,8 +18,9 @@ import httpx
 from q2google import window
 from q2google.auth import gopro_token as env_gopro_token
 from q2google.auth import require_gopro, require_ready
+from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.config import Q2GoogleSettings
-from q2google.errors import Q2GoogleError
+from q2google.errors import Q2GoogleError, QuotaExhaustedError
 from q2google.gopro import GoProCloudClient, GoProLibrary, MediaGoneError
 from q2google.gopro.shapes import GONE_REASON
 from q2google.gphotos.limits import refusal
@@ -40,7 +41,9 @@ from q2google.state import (
     session_lease,
 )
 from q2google.state.base import ExclusionKind
+from q2google.state.request_counts import RequestCounts
 from q2google.sync import CDN_TIMEOUT, GoProToPhotosSync, SyncTransferMetrics
+from q2google.waiting import quota_stop, wait_for_quota
 from q2google.window import WindowRequest, utc_text
 
 SIZE_CHECKS_IN_FLIGHT = 8
@@ -189,6 +192,8 @@ async def run_session(
     progress: ProgressMode = ProgressMode.OFF,
     widen: bool = False,
     request: WindowRequest | None = None,
+    wait: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RunSummary:
     """Run (or resume) a session and summarize it.
 
@@ -206,6 +211,8 @@ async def run_session(
         progress: How to show progress on stderr.
         widen: Widen a stored session's window to ``start``/``end`` instead of refusing.
         request: The same as typed (for messages); built from the arguments when ``None``.
+        wait: At Google's daily quota, wait for it to reset and go on instead of stopping.
+        clock: The time (tests move it through a quota day).
 
     Raises:
         Q2GoogleError: Bad input, missing or rejected credentials, unreachable state,
@@ -236,27 +243,37 @@ async def run_session(
             if retry_failed and stored is not None:
                 retried = reset_failed(stored)
                 await asyncio.to_thread(backend.save, stored)
+            counts = backend if isinstance(backend, RequestCounts) else None
             async with (
                 GoProCloudClient.from_settings(settings, access_token=token) as gopro,
-                GooglePhotosClient.from_settings(settings) as photos,
+                GooglePhotosClient.from_settings(settings, counts=counts, clock=clock) as photos,
                 ProgressDisplay(
                     metrics,
                     mode=progress,
                     label=f"session {session_id}",
                     interval=settings.progress_interval_seconds,
+                    clock=clock,
                 ),
             ):
-                sync = GoProToPhotosSync(gopro, photos, backend, settings)
-                try:
-                    await sync.sync_date_range(
-                        start or datetime.now(UTC),
-                        end,
-                        session_id=session_id,
-                        album_title=album,
-                        transfer_metrics=metrics,
-                    )
-                except PermanentItemError:  # --fail-fast: the failure is recorded on its item
-                    stopped_early = True
+                sync = GoProToPhotosSync(gopro, photos, backend, settings, clock=clock)
+                while True:
+                    try:
+                        await sync.sync_date_range(
+                            start or clock.now(),
+                            end,
+                            session_id=session_id,
+                            album_title=album,
+                            transfer_metrics=metrics,
+                        )
+                    except PermanentItemError:  # --fail-fast: the failure is on its item
+                        stopped_early = True
+                    except QuotaExhaustedError as error:
+                        stop = quota_stop(error, photos.meter)
+                        if not wait:
+                            raise stop from None
+                        await wait_for_quota(stop, clock, metrics)
+                        continue
+                    break
         state = await asyncio.to_thread(backend.load, session_id)
     assert state is not None
     summary = summarize(state)

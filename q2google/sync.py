@@ -13,11 +13,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.config import Q2GoogleSettings, get_settings
 from q2google.errors import GoProAuthError, QuotaExhaustedError, TryLaterError
 from q2google.gopro import GoProLibrary, GoProSource
@@ -27,6 +28,7 @@ from q2google.stages.album import add_to_session_album
 from q2google.stages.create import CreateStage
 from q2google.stages.discovery import DiscoveryStage
 from q2google.stages.metrics import SyncTransferMetrics
+from q2google.stages.quota_watch import QuotaWatch as _QuotaWatch
 from q2google.stages.transfer import Claim, PermanentItemError, TransferStage
 from q2google.state import (
     DeliveryLedger,
@@ -40,6 +42,7 @@ from q2google.state import (
 from q2google.state.base import ExclusionKind
 from q2google.state.lease import session_lease
 from q2google.state.ledger import refuse_reserved
+from q2google.throttle import AdaptiveLimit
 from q2google.window import utc_text
 
 logger = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class GoProToPhotosSync:
         state_backend: Where checkpoints go.
         settings: Concurrency, batch sizes, ``fail_fast``.
         cdn: HTTP client for GoPro's CDN; one is made per run when ``None``.
+        clock: The time: window ends, token ages, the quota day (tests move it).
     """
 
     gopro: Any
@@ -74,6 +78,7 @@ class GoProToPhotosSync:
     state_backend: SyncStateBackend
     settings: Q2GoogleSettings = field(default_factory=get_settings)
     cdn: httpx.AsyncClient | None = None
+    clock: Clock = SYSTEM_CLOCK
 
     def __post_init__(self) -> None:
         """Bind the GoPro side to the shared retry policy and prepare the save lock."""
@@ -206,7 +211,7 @@ class GoProToPhotosSync:
     ) -> list[MediaItemBatchCreateResponse]:
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
         metrics = transfer_metrics if transfer_metrics is not None else SyncTransferMetrics()
-        now = datetime.now(UTC)
+        now = self.clock.now()
         state = await self._load_or_start(
             session_id,
             start_date_iso=utc_text(start_date),
@@ -242,15 +247,21 @@ class GoProToPhotosSync:
             self._persist_state,
             library_batch_size=self.settings.photos_library_batch_size,
             on_created=record_created,
+            clock=self.clock.now,
         )
         cdn = self.cdn or httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True)
+        limit = AdaptiveLimit(self.settings.transfer_concurrency, clock=self.clock)
+        quota = _QuotaWatch(self.photos, self.state_backend, metrics, limit)
         try:
+            quota.start(state)
             transfer = TransferStage(
                 self._source,
                 self.photos,
                 self._persist_state,
                 cdn,
                 concurrency=self.settings.transfer_concurrency,
+                limit=limit,
+                clock=self.clock,
             )
             await create.recover(state)
             for item in create.ready_items(state):  # tokens from an earlier run
@@ -274,6 +285,7 @@ class GoProToPhotosSync:
             if self.cdn is None:
                 await cdn.aclose()
             await _release_claims(ledger, state)
+            await quota.stop()
         await add_to_session_album(self.photos, state, self._persist_state)
         created = all(
             item.create_status in (StageStatus.COMPLETED, StageStatus.SKIPPED)
@@ -339,6 +351,7 @@ async def _create_before_stopping(create: CreateStage, state: SessionState) -> N
     """Create the tokens waiting in a partial batch before a planned stop (a quota, an
     expired token): they are checkpointed anyway, but a day from now they are worthless."""
     try:
+        create.queue_ready(state)
         await create.flush(state)
     except Exception as error:  # the stop's own cause is what the user must see
         logger.info("could not create the waiting files before stopping: %s", error)

@@ -164,11 +164,12 @@ def test_ctrl_c_saves_says_how_to_resume_and_the_resume_finishes_exactly_once(
     assert sandbox.stats.upload_bytes_received <= 1.3 * sandbox.library.total_bytes
 
 
-@pytest.mark.sandbox(faults="bandwidth=8MiB")
 def test_progress_is_plain_lines_on_stderr_and_json_alone_on_stdout(
     sandbox: Sandbox, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"}
+    # Periodic lines depend on how long the run takes: an hour apart, none come; what they
+    # show is tested in tests/test_progress.py on a manual clock.
+    env = {**user_env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "3600"}
     result = q2google(
         "sync",
         *WINDOW,
@@ -182,11 +183,12 @@ def test_progress_is_plain_lines_on_stderr_and_json_alone_on_stdout(
     assert json.loads(result.stdout)["status"] == "completed"  # stdout: the summary alone
     total = len(sandbox.library.deliverables())
     lines = result.stderr.splitlines()
-    assert "q2google: session p: transfer…" in lines
-    moving = [line for line in lines if re.search(r"/\d+ files uploaded, .* sent \(", line)]
-    assert len(moving) >= 2, result.stderr
-    assert any("ETA" in line and "now: " in line for line in moving), result.stderr
-    assert lines[-1].startswith(f"q2google: session p: {total}/{total} files in Google Photos")
+    assert lines[:2] == ["q2google: session p: discovery…", "q2google: session p: transfer…"]
+    assert len(lines) == 3, result.stderr
+    assert re.match(
+        rf"q2google: session p: {total}/{total} files in Google Photos, [\d.]+ MiB sent\b",
+        lines[2],
+    ), lines[2]
 
 
 def test_a_terminal_gets_the_rich_display(tmp_path: Path) -> None:

@@ -246,14 +246,16 @@ async def test_the_ledger_id_is_not_a_session_id(sandbox: Sandbox, tmp_path: Pat
 
 KILL_LIBRARY = SandboxLibrary.generated(
     photos=30,
-    videos=4,
+    videos=16,
     bursts=2,
     timelapses=1,
     frames=6,
     photo_size=600 * 1024,
-    video_size=8 * 1024 * 1024,
+    video_size=2 * 1024 * 1024,
     seed=13,
 )
+"""Files are sent largest first: videos of a few chunks each, so that the first ones land
+within the first killed runs (four of 8 MiB held every run's workers for 8 s)."""
 
 
 @pytest.mark.slow

@@ -24,8 +24,11 @@ LIBRARY = SandboxLibrary.generated(
     photos=40, videos=3, chaptered=1, bursts=1, photo_size=80 * 1024, video_size=512 * 1024, seed=31
 )
 KILLED = SandboxLibrary.generated(
-    photos=40, videos=4, chaptered=2, photo_size=200 * 1024, video_size=4 * 1024**2, seed=32
+    photos=100, videos=4, chaptered=2, photo_size=200 * 1024, video_size=300 * 1024, seed=32
 )
+"""Files are sent largest first, and every run here is killed early: videos not much larger
+than photos, so that the first files land within the first killed runs, and more files than
+ten short runs finish."""
 WINDOW = ("--start", "2023-01-01", "--end", "2024-12-31")
 SMALL_BATCHES = {"Q2GOOGLE_PHOTOS_LIBRARY_BATCH_SIZE": "5"}
 

@@ -195,7 +195,7 @@ async def test_a_refused_gopro_token_stops_the_run_and_a_fresh_one_finishes_it(
     from q2google.errors import GoProAuthError
 
     async def revoke_when_transfer_starts(stage: str) -> None:
-        if stage == "transfer":  # each file's CDN URL is resolved again first: refused
+        if stage == "transfer":  # a photo's CDN URL is asked for at its transfer: refused
             sandbox.revoke_gopro_token()
 
     with pytest.raises(GoProAuthError, match="GP_ACCESS_TOKEN"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,11 +79,16 @@ def sessions_show(
 
     from q2google.progress import human_bytes
     from q2google.sessions import load_existing, summarize
+    from q2google.stages.quota_watch import quota_report
     from q2google.state import build_backend
 
-    summary = summarize(load_existing(build_backend(load_settings()), checked_session_id(session)))
+    settings = load_settings()
+    backend = build_backend(settings)
+    state = load_existing(backend, checked_session_id(session))
+    summary = summarize(state)
+    quota = quota_report(settings, backend, state)
     if as_json:
-        typer.echo(json.dumps(summary.to_dict()))
+        typer.echo(json.dumps(summary.to_dict() | {"google_requests": quota}))
         return
     counts = summary.by_status
     lines = [
@@ -103,6 +108,7 @@ def sessions_show(
     for stage, by_status in summary.by_stage.items():
         detail = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
         lines.append(_row(stage, detail or "-"))
+    lines.append(_row("google", _quota_line(quota)))
     lines.append(_row("updated", summary.updated_at))
     if summary.failures:
         lines.append(f"failed files ({len(summary.failures)}):")
@@ -111,6 +117,22 @@ def sessions_show(
     for held in summary.held_back:
         lines.append(f"  {held['outcome']}: {held['file']} ({held['item']}): {held['reason']}")
     typer.echo("\n".join(lines))
+
+
+def _quota_line(quota: dict[str, Any]) -> str:
+    """Google's daily quota in one line: used today, the limit, the reset, what is needed."""
+    from datetime import datetime
+
+    from q2google.gphotos.quota import in_words
+
+    resets = datetime.fromisoformat(quota["resets_at"])
+    used = "?" if quota["used_today"] is None else f"{quota['used_today']:,}"
+    limit = f" of {quota['limit']:,}" if quota["limit"] else ""
+    left = in_words((resets - datetime.now(resets.tzinfo)).total_seconds())
+    return (
+        f"{used}{limit} requests today (resets at {resets.astimezone():%H:%M} your time, in "
+        f"{left}); about {quota['needed']:,} needed to finish this session"
+    )
 
 
 def _row(label: str, value: str) -> str:

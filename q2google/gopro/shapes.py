@@ -117,6 +117,10 @@ _CHAPTERED_NAME = re.compile(r"^(G[HXL])(\d{2})(\d{4})(\.[^.]+)$", re.IGNORECASE
 _OLD_FIRST_CHAPTER = re.compile(r"^(GOPR)(\d{4})(\.[^.]+)$", re.IGNORECASE)
 _LOOPED_NAME = re.compile(r"^(G[A-Z]{3})(\d{4})(\.[^.]+)$", re.IGNORECASE)
 _SERIES_NAME = re.compile(r"^(G\d{3})(\d{4})(\.[^.]+)$", re.IGNORECASE)
+_EXTENSION = re.compile(r"[A-Za-z0-9]{2,5}")
+SINGLE_FILE_TYPES = frozenset({"Photo"})
+"""Media types of exactly one file: their search row names it and sizes it, so discovery
+needs no download metadata for them (the transfer asks for the URL, its one call)."""
 
 
 def kind_of(media_type: str | None) -> MediaKind | None:
@@ -135,7 +139,7 @@ def media_row(raw: Any) -> MediaRow:
         captured = datetime.fromisoformat(captured.replace("Z", "+00:00"))
     if isinstance(captured, datetime) and captured.tzinfo is None:
         captured = captured.replace(tzinfo=UTC)  # the cloud's times are UTC
-    size, count = get("file_size"), get("item_count")
+    size, count, extension = get("file_size"), get("item_count"), get("file_extension")
     media_id = str(get("id"))
     return MediaRow(
         media_id=media_id,
@@ -145,6 +149,7 @@ def media_row(raw: Any) -> MediaRow:
         file_size=int(size) if isinstance(size, int | float) else None,
         item_count=int(count) if isinstance(count, int | float) else None,
         ready_to_view=get("ready_to_view"),
+        file_extension=extension if isinstance(extension, str) and extension else None,
     )
 
 
@@ -165,6 +170,26 @@ def row_verdict(row: MediaRow) -> tuple[Verdict, str | None]:
     if state != READY:
         return Verdict.DEFER, f"still {state} in the GoPro cloud"
     return Verdict.DELIVER, None
+
+
+def row_file(row: MediaRow) -> GoProFile | None:
+    """The one file of a single-file media (a photo) from its search row alone, without a URL.
+
+    Named as :func:`deliverable_files` names it from the download answer: the media's name,
+    with its original's extension appended when it lacks it. The pipeline asks for the URL
+    right before the transfer (:mod:`q2google.stages.transfer`), which reads the answer and
+    corrects anything the row got wrong.
+
+    Returns:
+        The file to deliver, or ``None`` when the row does not tell enough: another kind,
+        several files, no size or no extension.
+    """
+    if row.type not in SINGLE_FILE_TYPES or (row.item_count or 1) != 1:
+        return None
+    extension = (row.file_extension or "").lower().removeprefix(".")
+    if row.file_size is None or not _EXTENSION.fullmatch(extension):
+        return None
+    return GoProFile(row.media_id, 0, _with_extension(row.filename or row.media_id, extension))
 
 
 def deliverable_files(
@@ -268,7 +293,7 @@ def _file_names(first: str, count: int, *, video: bool) -> list[str]:
 def _real_extension(entry: Mapping[str, Any]) -> str | None:
     """The extension of the file behind an entry: its ``type`` (variations), else its URL."""
     declared = entry.get("type")
-    if isinstance(declared, str) and re.fullmatch(r"[A-Za-z0-9]{2,5}", declared):
+    if isinstance(declared, str) and _EXTENSION.fullmatch(declared):
         return declared.lower()
     suffix = PurePosixPath(urlsplit(str(entry.get("url") or "")).path).suffix
     return suffix.lower().removeprefix(".") or None

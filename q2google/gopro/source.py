@@ -43,6 +43,7 @@ class MediaRow:
         item_count: Files in the media (frames of a burst), when given.
         ready_to_view: GoPro's processing state (``ready``, ``uploading``, ``transcoding``,
             ``failure``...), when given.
+        file_extension: Extension of the media's original (``jpg``, ``mp4``), when given.
     """
 
     media_id: str
@@ -52,6 +53,7 @@ class MediaRow:
     file_size: int | None = None
     item_count: int | None = None
     ready_to_view: str | None = None
+    file_extension: str | None = None
 
 
 @dataclass(frozen=True)

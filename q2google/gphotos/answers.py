@@ -1,4 +1,5 @@
-"""Reading Google's refusals: which ones blame the album, which say the storage is full.
+"""Reading Google's answers: error bodies, which 429 is the daily quota, which refusals blame
+the album, which say the storage is full.
 
 Google answers these with a 400 ``INVALID_ARGUMENT`` (or a per-item status) whose message alone
 tells them apart; the wording matched here is the one real clients have recorded
@@ -9,7 +10,34 @@ from __future__ import annotations
 
 from typing import Literal
 
+import httpx
+
 from q2google.gphotos.models import GoogleErrorBody
+
+
+def error_body(response: httpx.Response) -> GoogleErrorBody:
+    """Google's error object from a response, or one made from its status line."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return GoogleErrorBody.model_validate({"code": response.status_code, **payload["error"]})
+    return GoogleErrorBody(code=response.status_code, message=response.reason_phrase)
+
+
+def is_daily_quota(error: GoogleErrorBody) -> bool:
+    """Whether a 429 means a per-day quota (hours away), not a per-minute one.
+
+    Google has worded it "Quota exceeded for quota metric 'All requests' and limit 'All
+    requests per day'" and, in its error details, ``quota_limit: ApiCallsPerProjectPerDay``;
+    per-minute limits say "per minute" or name a concurrency limit.
+    """
+    text = error.message.lower()
+    limits = " ".join(
+        str(detail.get("metadata", {}).get("quota_limit", "")) for detail in error.details
+    ).lower()
+    return "per day" in text or "perday" in limits or "per_day" in limits
 
 
 def album_refusal(error: GoogleErrorBody) -> Literal["gone", "full"] | None:

@@ -11,16 +11,17 @@ from typing import Any, Protocol
 
 import httpx
 
+from q2google.gphotos.answers import error_body, is_daily_quota
 from q2google.gphotos.models import (
     Album,
     BatchCreateRequest,
     CreateOutcomeUnknownError,
     GoogleAPIError,
     GoogleAuthError,
-    GoogleErrorBody,
     MediaItem,
     MediaItemBatchCreateResponse,
 )
+from q2google.gphotos.quota import RequestMeter, request_kind
 from q2google.retry import (
     DEFAULT_POLICY,
     RETRYABLE_STATUSES,
@@ -40,26 +41,6 @@ class TokenProvider(Protocol):
     async def access_token(self) -> str: ...
 
     async def refresh(self, rejected: str | None = None) -> str: ...
-
-
-def error_body(response: httpx.Response) -> GoogleErrorBody:
-    """Google's error object from a response, or one made from its status line."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-        return GoogleErrorBody.model_validate({"code": response.status_code, **payload["error"]})
-    return GoogleErrorBody(code=response.status_code, message=response.reason_phrase)
-
-
-def is_daily_quota(error: GoogleErrorBody) -> bool:
-    """Whether a 429 means a per-day quota (hours away), not a per-minute one."""
-    text = error.message.lower()
-    limits = " ".join(
-        str(detail.get("metadata", {}).get("quota_limit", "")) for detail in error.details
-    ).lower()
-    return "per day" in text or "perday" in limits
 
 
 def _refuse_credentials(operation: str, response: httpx.Response) -> None:
@@ -118,6 +99,8 @@ class GooglePhotosAPI:
         policy: Retry policy for every call that can be repeated.
         transport: httpx transport (tests pass a mock one).
         timeout: httpx timeouts.
+        meter: Counts every request against Google's daily quota and refuses past it (a
+            meter of this process with Google's default limit when ``None``).
     """
 
     def __init__(
@@ -128,9 +111,11 @@ class GooglePhotosAPI:
         policy: RetryPolicy = DEFAULT_POLICY,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        meter: RequestMeter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
+        self.meter = meter or RequestMeter()
         self._tokens = tokens
         self._client = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, limits=DEFAULT_LIMITS, transport=transport
@@ -164,12 +149,19 @@ class GooglePhotosAPI:
         """Send one authorized request, once (a 401 refreshes the token and resends a bodyless
         or JSON request; a streamed body cannot be resent and the 401 is returned instead).
 
+        Every request is counted by the :attr:`meter` first.
+
         Returns:
             The response, whatever its status.
+
+        Raises:
+            QuotaExhaustedError: The day's quota is used up: nothing was sent.
         """
+        kind = request_kind(url)
 
         async def attempt(token: str) -> httpx.Response:
-            return await self._client.request(
+            await self.meter.admit(kind)
+            response = await self._client.request(
                 method,
                 url,
                 json=json,
@@ -177,6 +169,8 @@ class GooglePhotosAPI:
                 content=content,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
+            self.meter.answered(kind, response)
+            return response
 
         token = await self._tokens.access_token()
         response = await attempt(token)

@@ -64,6 +64,16 @@ class GooglePhotosOAuth:
 
     # -- reading and writing the token file ------------------------------------------------
 
+    def client_id(self) -> str | None:
+        """The OAuth client id of the token file (it names the Google Cloud project whose
+        quota the requests count against), or ``None`` when it cannot be read."""
+        try:
+            info = json.loads(self.token_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        found = info.get("client_id") if isinstance(info, dict) else None
+        return found if isinstance(found, str) else None
+
     def load(self) -> Credentials:
         """Read the token file.
 

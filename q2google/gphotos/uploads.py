@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 import httpx
 
-from q2google.gphotos.api import GooglePhotosAPI, error_body, raise_for_status
+from q2google.gphotos.answers import error_body
+from q2google.gphotos.api import GooglePhotosAPI, raise_for_status
 from q2google.gphotos.limits import UPLOAD_GRANULARITY_BYTES, UPLOADS_PATH
 from q2google.gphotos.models import GoogleAPIError
 from q2google.retry import RetryableStatusError, RetryPolicy

@@ -28,8 +28,9 @@ class FaultConfig:
         batch_item_failure_rate: Fail an item of batchCreate with a transient status.
         bandwidth_bytes_per_second: Per-connection cap for CDN and upload bodies.
         latency_seconds: Delay added before every answer.
-        daily_quota_requests: Google API requests allowed before every further one is a 429
-            "quota exceeded" (the daily limit), or ``None`` for no limit.
+        daily_quota_requests: Google API requests allowed a day before every further one is
+            a 429 "quota exceeded" (the daily limit), or ``None`` for no limit. A day lasts
+            until ``Sandbox.new_quota_day()``.
         gopro_token_ttl_seconds: Lifetime of GoPro access tokens, from their issue: the API
             (not the CDN) answers 401 once a token is older, or ``None`` for never.
         merge_identical: batchCreate answers a token whose bytes equal an existing item's with
@@ -154,7 +155,10 @@ class SandboxStats:
         requests: Requests per route group (``gopro``, ``cdn``, ``oauth``, ``uploads``,
             ``photos``), faults included.
         faults: Faults fired, per kind.
-        gopro_calls: GoPro API requests that reached their route: ``search``, ``download``.
+        gopro_calls: GoPro API requests that reached their route: ``search``, ``download``,
+            ``other``.
+        cdn_requests: GoPro CDN requests per HTTP method (``GET``, ``HEAD``), faults
+            included (as in ``requests``).
         cdn_bytes_sent: Bytes the CDN sent, in all.
         cdn_bytes_by_label: CDN bytes per asset label (``source`` for originals,
             ``high_res_proxy_mp4``, ``mp4_low``, ``cover``, ``concat``, ``baked_source``...).
@@ -171,6 +175,7 @@ class SandboxStats:
     requests: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     gopro_calls: Counter[str] = field(default_factory=Counter)
+    cdn_requests: Counter[str] = field(default_factory=Counter)
     cdn_bytes_sent: int = 0
     cdn_bytes_by_label: Counter[str] = field(default_factory=Counter)
     cdn_bytes_by_asset: Counter[str] = field(default_factory=Counter)
@@ -191,6 +196,7 @@ class SandboxStats:
             "requests": dict(self.requests),
             "faults": dict(self.faults),
             "gopro_calls": dict(self.gopro_calls),
+            "cdn_requests": dict(self.cdn_requests),
             "cdn_bytes_sent": self.cdn_bytes_sent,
             "cdn_bytes_by_label": dict(self.cdn_bytes_by_label),
             "cdn_bytes_by_asset": dict(self.cdn_bytes_by_asset),

@@ -76,6 +76,7 @@ class GoProCloud:
             web.get("/media/search", self.search),
             web.get("/media/{media_id}/download", self.download),
             web.get("/cdn/{asset_id}/{tail:.+}", self.cdn, allow_head=True),
+            web.route("*", "/media/{tail:.*}", self.other),
         ]
 
     def control_routes(self) -> list[web.RouteDef]:
@@ -174,6 +175,11 @@ class GoProCloud:
         return web.json_response(
             download_answer(media, lambda asset: self.signed_url(origin, asset, expires))
         )
+
+    async def other(self, request: web.Request) -> web.Response:
+        """Any other GoPro API request: counted as ``other``, answered 404."""
+        self.stats.gopro_calls["other"] += 1
+        return gopro_error(404, "Not Found", f"no such endpoint: {request.method} {request.path}")
 
     # -- control (``/_sandbox/gopro/...``) -------------------------------------------------
 

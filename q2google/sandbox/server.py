@@ -54,6 +54,7 @@ class Sandbox:
         self.library = (library or SandboxLibrary.demo()).copy()
         self.stats = SandboxStats()
         self.injector = FaultInjector(faults or FaultConfig(), self.stats)
+        self._quota_day_start = 0  # Google requests seen before the quota's current day
         self.host, self.port = host, port
         self.gopro_token = "sandbox-gp-" + secrets.token_urlsafe(12)
         self.client_secret = "sandbox-secret-" + secrets.token_urlsafe(12)
@@ -226,6 +227,11 @@ class Sandbox:
 
     # -- Google Photos, changed while serving ----------------------------------------------
 
+    def new_quota_day(self) -> None:
+        """Start a new day of the daily request quota (``quota=N``): Google's midnight,
+        Pacific time, when its count starts again."""
+        self._quota_day_start = self.stats.requests["photos"] + self.stats.requests["uploads"]
+
     def delete_album(self, album_id: str) -> None:
         """Delete an album as its user would in Google Photos; its items stay in the library.
 
@@ -306,12 +312,14 @@ class Sandbox:
             return await handler(request)
         group = _route_group(path)
         self.stats.requests[group] += 1
+        if group == "cdn":
+            self.stats.cdn_requests[request.method] += 1
         config = self.injector.config
         if config.latency_seconds:
             await asyncio.sleep(config.latency_seconds)
         if group in ("photos", "uploads") and config.daily_quota_requests is not None:
             used = self.stats.requests["photos"] + self.stats.requests["uploads"]
-            if used > config.daily_quota_requests:
+            if used - self._quota_day_start > config.daily_quota_requests:
                 self.stats.faults["quota"] += 1
                 return google_error(
                     429,

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from q2google.errors import StorageFullError
+from q2google.errors import QuotaExhaustedError, StorageFullError
 from q2google.gphotos.answers import album_refusal, is_storage_full
 from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
 from q2google.gphotos.models import (
@@ -113,6 +113,12 @@ class CreateStage:
             and item.exclusion is None
             and (item.create_status is StageStatus.PENDING or _failed_for_now(item))
         ]
+
+    def queue_ready(self, state: SessionState) -> None:
+        """Queue every item of ``state`` with a token still to create (one whose upload ended
+        as the run was stopping may not have been handed over)."""
+        for item in self.ready_items(state):
+            self._queue(item)
 
     async def add(self, state: SessionState, item: ItemState) -> None:
         """Queue an uploaded item; send a batch as soon as one is full, or old."""
@@ -233,6 +239,15 @@ class CreateStage:
             await self.persist(state)
             logger.info("batch %d: the answer was lost; checked later", batch.batch_index)
             return
+        except QuotaExhaustedError:  # refused before any work, or never sent: nothing created
+            for item in items:
+                item.create_status = StageStatus.PENDING
+            batch.status = StageStatus.FAILED
+            batch.error = ErrorRecord(
+                stage=StageName.CREATE, message="not sent: the daily quota is used up"
+            )
+            await self.persist(state)
+            raise
         except GoogleAPIError as refused:  # the whole batch: nothing was created
             for item in items:
                 item.create_status = StageStatus.PENDING

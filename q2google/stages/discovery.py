@@ -1,9 +1,12 @@
 """Discovery: list every media of the window, one item per file, each with its fate decided.
 
 A media's search row decides first: an edit project is skipped, a media still uploading or
-processing in the GoPro cloud is deferred, one whose processing failed is failed. Then its
-download metadata gives its originals (:mod:`q2google.gopro.shapes`), and Google's limits
-(:mod:`q2google.gphotos.limits`) skip what Google Photos would refuse, before any byte moves.
+processing in the GoPro cloud is deferred, one whose processing failed is failed. A photo
+(one file) is then described by its row alone: its name and size are there, and the transfer
+asks for its URL right before its download, its one download-metadata call. Any other media's
+download metadata gives its originals (:mod:`q2google.gopro.shapes`): chapters, frames. Google's
+limits (:mod:`q2google.gphotos.limits`) skip what Google Photos would refuse, before any byte
+moves.
 
 The window is walked with a cursor by capture time (:mod:`q2google.stages.cursor`),
 checkpointed per page, so media added or deleted meanwhile (or between a kill and its resume)
@@ -24,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, MediaRow
-from q2google.gopro.shapes import GONE_REASON, row_verdict
+from q2google.gopro.shapes import GONE_REASON, row_file, row_verdict
 from q2google.gopro.source import Verdict
 from q2google.gphotos.limits import refusal
 from q2google.stages.cursor import WindowWalk, media_in_window, page_walk
@@ -138,6 +141,9 @@ class DiscoveryStage:
         verdict, reason = row_verdict(row)
         if verdict is not Verdict.DELIVER:
             return [GoProFile(row.media_id, 0, row.filename, verdict=verdict, reason=reason)]
+        photo = row_file(row)
+        if photo is not None:  # its URL is asked for right before its transfer
+            return [_within_google_limits(photo, row.file_size)]
         async with self._limit:
             try:
                 files = await self.source.files(row.media_id, row.type)
@@ -204,12 +210,15 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
     }
     if isinstance(files, str):
         files = [GoProFile(row.media_id, 0, row.filename, verdict=Verdict.FAIL, reason=files)]
+    one_file = len(files) == 1 and (files[0].url is not None or row_file(row) is not None)
+    size = row.file_size if one_file else None  # the row sizes the media: its one file too
     if len(files) == 1 and files[0].url is None and files[0].verdict is not Verdict.DELIVER:
         whole = files[0]  # said of the whole media: every file of it still pending hears it
         index = 1
         while (known := state.items.get(make_item_key(row.media_id, index))) is not None:
             if _pending(known):
-                _describe_item(known, replace(whole, file_name=known.file_name))
+                _describe_item(known, replace(whole, file_name=known.file_name), None)
+                known.media_size_bytes = row.file_size
             index += 1
     for entry in files:
         key = make_item_key(entry.media_id, entry.file_index)
@@ -225,17 +234,54 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
             )
         elif not _pending(item):
             continue
-        _describe_item(item, entry)
+        _describe_item(item, entry, size)
+        item.media_size_bytes = row.file_size
+
+
+def describe_late(
+    state: SessionState, item: ItemState, files: list[GoProFile] | str
+) -> list[ItemState]:
+    """Describe a file discovery took from its search row alone (a photo), now that the
+    transfer has its download metadata: exactly as discovery would have described it.
+
+    Its name, verdict and URL become the answer's; a verdict other than deliver is recorded
+    as discovery would have recorded it (skipped, deferred, gone, failed).
+
+    Args:
+        state: The session.
+        item: The file, described by its row, its transfer under way.
+        files: The media's files from its download answer, or why it could not be read.
+
+    Returns:
+        Files of the media its row did not tell of, added to the session (to transfer too).
+    """
+    captured = datetime.fromisoformat(item.captured_at) if item.captured_at else None
+    row = MediaRow(
+        item.media_id,
+        item.media_type or "",
+        item.file_name,
+        captured_at=captured,
+        file_size=item.media_size_bytes,
+    )
+    if not isinstance(files, str):
+        single = len(files) == 1
+        files = [_within_google_limits(entry, row.file_size if single else None) for entry in files]
+    before = set(state.items)
+    item.discovery_status = StageStatus.PENDING  # described again below, as discovery would
+    merge(state, row, files)
+    return [state.items[key] for key in state.items if key not in before]
 
 
 def _pending(item: ItemState) -> bool:
     return item.discovery_status is StageStatus.PENDING
 
 
-def _describe_item(item: ItemState, entry: GoProFile) -> None:
-    """Bring an item pending discovery up to what the cloud says of its file."""
+def _describe_item(item: ItemState, entry: GoProFile, size: int | None) -> None:
+    """Bring an item pending discovery up to what the cloud says of its file (``size``:
+    its bytes, when the search row tells them)."""
     item.file_name = entry.file_name
     item.download_url = entry.url
+    item.size_bytes = size
     if entry.verdict is Verdict.DELIVER:
         item.exclusion = None
         item.discovery_status = StageStatus.COMPLETED

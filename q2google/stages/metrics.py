@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from q2google.sessions import COMPLETED, DEFERRED, FAILED, GONE, SKIPPED, item_outcome
 from q2google.state import SessionState, StageStatus
@@ -41,6 +42,8 @@ class SyncTransferMetrics:
         google_quota_resets_at: When Google's daily quota resets (aware).
         google_requests_needed: About how many requests the session still needs.
         waiting_until: While ``--wait`` sleeps for the quota: when it goes on (aware).
+        stages_entered: Every stage the run entered, in order, however short (a display
+            that polls ``stage`` could miss one); appended to when ``stage`` changes.
     """
 
     stage: str = ""
@@ -64,6 +67,13 @@ class SyncTransferMetrics:
     google_quota_resets_at: datetime | None = None
     google_requests_needed: int | None = None
     waiting_until: datetime | None = None
+    stages_entered: list[str] = field(default_factory=list)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set a counter; a new ``stage`` is also added to :attr:`stages_entered`."""
+        if name == "stage" and value and value != self.__dict__.get("stage"):
+            self.__dict__.setdefault("stages_entered", []).append(value)
+        super().__setattr__(name, value)
 
     def count_aside(self, kind: ExclusionKind) -> None:
         """Count one more file held back on purpose."""

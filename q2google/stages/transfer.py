@@ -1,40 +1,63 @@
 """Transfer: stream each file from the GoPro CDN straight into a Google upload.
 
-No temporary files and no whole file in memory. ``transfer_concurrency`` items are in flight.
-Files up to ``Q2GOOGLE_RAW_UPLOAD_MAX_BYTES`` go in one raw request, sent again whole after a
-break. Larger ones use the resumable protocol: the session URL and the offset Google confirmed
-are checkpointed as they advance, so a new process continues an upload a killed one started,
-and a body cut midway reopens with a ``Range`` request from the confirmed offset. CDN URLs are
-resolved right before each download and again when one has expired.
+No temporary files and no whole file in memory. ``transfer_concurrency`` workers take files
+largest first (a long video does not start last and end the run alone); an
+:class:`~q2google.throttle.AdaptiveLimit` caps how many transfer at once. Files up to
+``Q2GOOGLE_RAW_UPLOAD_MAX_BYTES`` go in one raw request, sent again whole after a break.
+Larger ones use the resumable protocol: the session URL and the offset Google confirmed are
+checkpointed as they advance, so a new process continues an upload a killed one started, and a
+body cut midway reopens with a ``Range`` request from the confirmed offset.
+
+GoPro calls are spent sparingly (:mod:`q2google.stages.download`): a photo described by its
+search row gets its CDN URL (one download-metadata call) right before its download; any other
+file uses the URL discovery stored. A URL is resolved again only when the CDN refuses it
+(expired), once for all the files of its media. A file's size comes from the CDN's answer to
+the GET that starts its download (no HEAD): Google's limits are checked then, before a byte is
+sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 
+from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.errors import Q2GoogleError, StorageFullError
-from q2google.gopro import GoProAnswerError, GoProFile, GoProSource, MediaGoneError, Verdict
-from q2google.gopro.shapes import GONE_REASON
+from q2google.gopro import GoProSource
 from q2google.gphotos.answers import is_storage_full
 from q2google.gphotos.limits import mime_type, refusal
 from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
-from q2google.retry import (
-    DEFAULT_POLICY,
-    RETRYABLE_STATUSES,
-    RetryableStatusError,
-    RetryPolicy,
-    is_transient,
-    parse_retry_after,
+from q2google.retry import DEFAULT_POLICY, RetryableStatusError, RetryPolicy, is_transient
+from q2google.stages.download import (
+    CdnFiles,
+    CdnUrlExpiredError,
+    DescribedError,
+    IncompleteBodyError,
+    PermanentItemError,
+    SetAsideError,
+    cdn_file_size,
 )
 from q2google.stages.metrics import SyncTransferMetrics
+from q2google.stages.sizes import bytes_to_send, largest_first
 from q2google.state import ErrorRecord, ItemState, SessionState, StageName, StageStatus
-from q2google.state.base import ExclusionKind, utc_now_iso
+from q2google.state.base import ExclusionKind
+from q2google.throttle import AdaptiveLimit
+
+__all__ = [
+    "CdnUrlExpiredError",
+    "Claim",
+    "IncompleteBodyError",
+    "PermanentItemError",
+    "SetAsideError",
+    "TransferStage",
+    "cdn_file_size",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,31 +68,6 @@ Claim = Callable[[ItemState], Awaitable[bool]]
 URL_REFRESHES = 3
 
 
-class CdnUrlExpiredError(Exception):
-    """The CDN refused a signed URL (expired): resolve a new one through the GoPro API."""
-
-
-class IncompleteBodyError(ConnectionError):
-    """The CDN closed the body before ``Content-Length`` bytes: transient, read again."""
-
-
-class PermanentItemError(Exception):
-    """This item cannot be transferred (refused by Google, unreadable on the CDN)."""
-
-
-class SetAsideError(Exception):
-    """This item is held back on purpose: skipped, deferred or gone (not a failure).
-
-    Attributes:
-        kind: Skipped, deferred or gone.
-        reason: One line for a person.
-    """
-
-    def __init__(self, kind: ExclusionKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind, self.reason = kind, reason
-
-
 class TransferStage:
     """Move the bytes of every pending item from the GoPro CDN to Google.
 
@@ -78,8 +76,11 @@ class TransferStage:
         photos: Google Photos.
         persist: Saves a checkpoint.
         cdn: HTTP client for the CDN.
-        concurrency: Items in flight.
-        policy: Retry policy of CDN size checks.
+        concurrency: Workers, each transferring one file at a time.
+        policy: Retry policy of the GET that starts a download.
+        limit: Caps the files transferring at once below ``concurrency`` when Google asks to
+            slow down; each file's transfer holds one of its slots.
+        clock: Stamps upload tokens (their age decides their fate) and times the metrics.
     """
 
     def __init__(
@@ -91,13 +92,18 @@ class TransferStage:
         *,
         concurrency: int = 4,
         policy: RetryPolicy = DEFAULT_POLICY,
+        limit: AdaptiveLimit | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.source = source
+        self.clock = clock
         self.photos = photos
         self.persist = persist
         self.cdn = cdn
         self.concurrency = concurrency
         self.policy = policy
+        self.limit = limit
+        self.cdn_files = CdnFiles(source, cdn)
 
     async def run(
         self,
@@ -108,7 +114,8 @@ class TransferStage:
         metrics: SyncTransferMetrics | None = None,
         claim: Claim | None = None,
     ) -> None:
-        """Transfer every item whose bytes are not yet in Google; hand each to ``on_uploaded``.
+        """Transfer every item whose bytes are not yet in Google, largest first; hand each to
+        ``on_uploaded``.
 
         ``claim`` is asked before a file is transferred whether this run may send it now (the
         cross-session ledger: another session may hold it, or have delivered it).
@@ -119,21 +126,27 @@ class TransferStage:
             PermanentItemError: With ``fail_fast``, the first item that failed for good.
         """
         metrics = metrics or SyncTransferMetrics()
-        started = time.monotonic()
-        pending = [item for item in state.items.values() if _needs_transfer(item)]
+        started = self.clock.monotonic()
+        pending = largest_first(
+            state, [item for item in state.items.values() if _needs_transfer(item)]
+        )
+        metrics.bytes_to_send = bytes_to_send(state, pending)
+        metrics.uploads_allowed = self.concurrency if self.limit is None else self.limit.current
         state.set_stage(StageName.TRANSFER, StageStatus.RUNNING)
         await self.persist(state)
-        queue: asyncio.Queue[ItemState] = asyncio.Queue()
-        for item in pending:
-            queue.put_nowait(item)
+        queue = deque(pending)
+        self.cdn_files.begin(pending, lambda added: queue.extend(filter(_needs_transfer, added)))
 
         async def worker() -> None:
-            while not queue.empty():
-                item = queue.get_nowait()
-                if claim is not None and not await claim(item):
-                    await self.persist(state)
-                    continue
-                ok = await self._transfer(state, item, metrics)
+            while queue:
+                async with self._slot(metrics):
+                    if not queue:
+                        break
+                    item = queue.popleft()
+                    if claim is not None and not await claim(item):
+                        await self.persist(state)
+                        continue
+                    ok = await self._transfer(state, item, metrics)
                 if ok:
                     await on_uploaded(item)
                 elif fail_fast and item.transfer_status is StageStatus.FAILED:
@@ -147,10 +160,21 @@ class TransferStage:
         except* (Q2GoogleError, PermanentItemError) as errors:  # quota, auth, state
             raise errors.exceptions[0] from None
         finally:
-            metrics.seconds_transfer_wall += time.monotonic() - started
+            metrics.seconds_transfer_wall += self.clock.monotonic() - started
         failed = any(item.transfer_status is StageStatus.FAILED for item in state.items.values())
         state.set_stage(StageName.TRANSFER, StageStatus.FAILED if failed else StageStatus.COMPLETED)
         await self.persist(state)
+
+    @asynccontextmanager
+    async def _slot(self, metrics: SyncTransferMetrics) -> AsyncIterator[None]:
+        """Hold one of the limit's slots (when there is a limit), telling ``metrics``."""
+        if self.limit is None:
+            yield
+            return
+        async with self.limit.slot():
+            metrics.uploads_allowed = self.limit.current
+            yield
+        metrics.uploads_allowed = self.limit.current
 
     async def _transfer(
         self, state: SessionState, item: ItemState, metrics: SyncTransferMetrics
@@ -178,6 +202,14 @@ class TransferStage:
                     if refresh == URL_REFRESHES:
                         raise PermanentItemError("the CDN keeps refusing fresh URLs") from None
                     logger.debug("CDN URL of %s expired; resolving it again", item.item_key)
+        except DescribedError:
+            if item.exclusion is not None:
+                metrics.count_aside(item.exclusion.kind)
+            else:
+                metrics.files_failed += 1
+            await self.persist(state)
+            logger.info("%s: %s", item.file_name, _held_back(item))
+            return False
         except SetAsideError as aside:
             item.exclude(aside.kind, aside.reason)
             metrics.count_aside(aside.kind)
@@ -219,21 +251,32 @@ class TransferStage:
     async def _upload(
         self, state: SessionState, item: ItemState, *, fresh_url: bool, metrics: SyncTransferMetrics
     ) -> None:
-        if fresh_url or item.size_bytes is None:  # right before the download: URLs expire
-            await self._resolve(item)
-        assert item.download_url is not None
+        if fresh_url or item.download_url is None:  # a photo's URL: right before its download
+            await self.cdn_files.refresh(state, item, None)
+        first: httpx.Response | None = None  # the GET that told the size, read from byte 0
+        if item.upload_url is None or item.size_bytes is None:
+            first = await self._start_download(state, item, metrics)
         assert item.size_bytes is not None
         size = item.size_bytes
 
         async def source(offset: int) -> AsyncIterator[bytes]:
-            waited = time.monotonic()
-            got = await self._open(item, offset)
+            nonlocal first
+            got, first = first, None
+            waited = self.clock.monotonic()
+            if got is None or offset:
+                if got is not None:
+                    await got.aclose()
+                got = await self.cdn_files.open(state, item, offset)
             try:
-                metrics.seconds_downloading += time.monotonic() - waited
+                metrics.seconds_downloading += self.clock.monotonic() - waited
                 expected, received = size - offset, 0
-                async for piece in got.aiter_bytes():
+                pieces = got.aiter_bytes()
+                async for piece in pieces:
                     received += len(piece)
                     metrics.bytes_downloaded += len(piece)
+                    if received >= expected:  # the last piece: read the answer's end first,
+                        async for extra in pieces:  # so its connection goes back to the pool
+                            received += len(extra)  # (the upload stops asking at the size)
                     yield piece
                 if received < expected:
                     raise IncompleteBodyError(f"CDN body ended after {received} of {expected}")
@@ -246,117 +289,49 @@ class TransferStage:
                 if offset < size:  # the last one is saved with the upload token, just after
                     await self.persist(state)
 
-        started = time.monotonic()
-        token = await self.photos.upload(
-            source,
-            size=item.size_bytes,
-            file_name=item.file_name,
-            mime_type=mime_type(item.file_name),
-            upload_url=item.upload_url,
-            on_progress=progress,
-        )
-        metrics.seconds_uploading += time.monotonic() - started
-        metrics.bytes_uploaded += item.size_bytes
-        item.upload_token = token
-        item.upload_token_created_at = utc_now_iso()
-
-    async def _open(self, item: ItemState, offset: int) -> httpx.Response:
-        """GET the item's bytes from ``offset``, resolving a fresh URL once if it expired."""
-        for attempt in range(2):
-            assert item.download_url is not None
-            request = self.cdn.build_request(
-                "GET", item.download_url, headers={"Range": f"bytes={offset}-"}
+        started = self.clock.monotonic()
+        try:
+            token = await self.photos.upload(
+                source,
+                size=size,
+                file_name=item.file_name,
+                mime_type=mime_type(item.file_name),
+                upload_url=item.upload_url,
+                on_progress=progress,
             )
-            got = await self.cdn.send(request, stream=True)
-            if got.status_code == 403 and attempt == 0:
-                await got.aclose()
-                logger.debug("CDN URL of %s expired; resolving it again", item.item_key)
-                await self._resolve(item)
-                continue
-            if got.status_code in (200, 206):
-                if offset and got.status_code == 200:
-                    await got.aclose()
-                    raise PermanentItemError("the CDN ignores Range requests")
-                return got
-            await got.aclose()
-            if got.status_code == 403:
-                raise CdnUrlExpiredError
-            if got.status_code == 404:
-                await self._resolve(item)  # gone from the cloud: set aside as such
-                raise PermanentItemError("the GoPro CDN no longer has the file")
-            if got.status_code in RETRYABLE_STATUSES:
-                raise RetryableStatusError(
-                    "CDN download",
-                    got.status_code,
-                    parse_retry_after(got.headers.get("Retry-After")),
-                )
-            raise PermanentItemError(f"HTTP {got.status_code} from the CDN")
-        raise CdnUrlExpiredError  # pragma: no cover - the loop returns or raises
+        finally:
+            if first is not None:  # never read: the upload failed before its first byte
+                await first.aclose()
+        metrics.seconds_uploading += self.clock.monotonic() - started
+        metrics.bytes_uploaded += size
+        item.upload_token = token
+        item.upload_token_created_at = self.clock.now().isoformat(timespec="milliseconds")
 
-    async def _resolve(self, item: ItemState) -> None:
-        """Fetch a fresh signed URL for the item and its size; set it aside if it must be.
+    async def _start_download(
+        self, state: SessionState, item: ItemState, metrics: SyncTransferMetrics
+    ) -> httpx.Response:
+        """GET the file from byte 0 and take its size from the answer (no HEAD first).
 
         Raises:
-            SetAsideError: The media is gone, not ready, or over Google's limits.
-            PermanentItemError: The cloud no longer describes this file as deliverable.
+            SetAsideError: Google Photos would refuse a file of this size (nothing is sent).
+            PermanentItemError: The CDN did not tell the size.
         """
-        try:
-            files = await self.source.files(item.media_id, item.media_type)
-        except MediaGoneError:
-            raise SetAsideError(ExclusionKind.GONE, GONE_REASON) from None
-        except GoProAnswerError as error:
-            raise PermanentItemError(str(error)) from None
-        entry = _same_file(files, item)
-        if entry is None:
-            raise SetAsideError(ExclusionKind.GONE, "the GoPro cloud no longer lists this file")
-        if entry.verdict is Verdict.DEFER:
-            raise SetAsideError(ExclusionKind.DEFERRED, entry.reason or "not ready yet")
-        if entry.verdict is not Verdict.DELIVER or entry.url is None:
-            raise PermanentItemError(entry.reason or "no longer deliverable")
-        size = await cdn_file_size(self.cdn, entry.url, self.policy)
+        waited = self.clock.monotonic()
+        got, size = await self.cdn_files.first_bytes(state, item, self.policy)
+        metrics.seconds_downloading += self.clock.monotonic() - waited
         refused = refusal(item.file_name, size)
-        if refused is not None:  # found before a byte moves
+        if refused is not None:  # found before a byte is sent
+            await got.aclose()
             raise SetAsideError(ExclusionKind.SKIPPED, refused)
         item.size_bytes = size
-        item.download_url = entry.url
+        return got
 
 
-async def cdn_file_size(cdn: httpx.AsyncClient, url: str, policy: RetryPolicy) -> int:
-    """A CDN file's size, from a HEAD request, retried under ``policy``.
-
-    Raises:
-        CdnUrlExpiredError: The CDN refused the signed URL.
-    """
-
-    async def head() -> int:
-        answer = await cdn.head(url)
-        if answer.status_code == 403:
-            raise CdnUrlExpiredError
-        if answer.status_code in RETRYABLE_STATUSES:
-            raise RetryableStatusError(
-                "CDN size check",
-                answer.status_code,
-                parse_retry_after(answer.headers.get("Retry-After")),
-            )
-        if answer.status_code == 404:
-            raise PermanentItemError("the GoPro CDN no longer has the file")
-        answer.raise_for_status()
-        try:
-            return int(answer.headers["Content-Length"])
-        except (KeyError, ValueError):
-            raise PermanentItemError("the GoPro CDN gave no size for the file") from None
-
-    size: int = await policy.call("CDN size check", head)
-    return size
-
-
-def _same_file(files: list[GoProFile], item: ItemState) -> GoProFile | None:
-    """The item's file in a fresh answer: by name (a chapter left out of the answer shifts
-    the positions of the next ones), else by position."""
-    named = [entry for entry in files if entry.file_name == item.file_name]
-    if len(named) == 1:
-        return named[0]
-    return next((entry for entry in files if entry.file_index == item.file_index), None)
+def _held_back(item: ItemState) -> str:
+    if item.exclusion is not None:
+        return f"{item.exclusion.kind.value} ({item.exclusion.reason})"
+    error = item.errors.get(StageName.DISCOVERY)
+    return f"failed ({error.message if error else 'cannot be described'})"
 
 
 def _needs_transfer(item: ItemState) -> bool:

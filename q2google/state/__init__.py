@@ -40,6 +40,7 @@ from q2google.state.claims import LedgerClaims
 from q2google.state.lease import FileLeases, LeaseHolder, SessionLeasing, session_lease
 from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
+from q2google.state.request_counts import MemoryRequestCounts, RequestCounts
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
@@ -57,6 +58,8 @@ __all__ = [
     "JsonFileBackend",
     "LeaseHolder",
     "LedgerClaims",
+    "MemoryRequestCounts",
+    "RequestCounts",
     "SessionCatalog",
     "SessionLeasing",
     "SessionState",

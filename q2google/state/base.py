@@ -231,9 +231,15 @@ class ItemState(_Record):
         file_name: GoPro's file name (not unique, for display and for Google's ``fileName``).
         media_type: GoPro's type (``Photo``, ``Video``, ``Burst``, ``TimeLapse``...).
         captured_at: Capture time as GoPro reports it.
-        size_bytes: Size of the file to transfer, when known.
-        download_url: Last resolved CDN URL (signed, expires).
-        discovery_status: Whether the file is fully described (download URL resolved).
+        size_bytes: Size of the file to transfer, when known: the search row's for a media of
+            one file, the CDN's once its download starts.
+        media_size_bytes: Bytes of the file's whole media as the GoPro search gives them
+            (every chapter or frame together), when given: a file of unknown size is
+            estimated as its share of them.
+        download_url: Last resolved CDN URL (signed, expires); ``None`` until the transfer
+            asks for it, for a photo described by its search row alone.
+        discovery_status: Whether the file is fully described (what it is, whether and
+            under which name to deliver it).
         transfer_status: Whether its bytes reached Google (an upload token exists).
         create_status: Whether it is registered as a media item in the library.
         upload_url: Google resumable upload session URL, to continue an interrupted upload.
@@ -257,6 +263,7 @@ class ItemState(_Record):
     media_type: str | None = None
     captured_at: str | None = None
     size_bytes: int | None = Field(default=None, ge=0)
+    media_size_bytes: int | None = Field(default=None, ge=0)
     download_url: str | None = Field(default=None, repr=False)
     discovery_status: StageStatus = StageStatus.PENDING
     transfer_status: StageStatus = StageStatus.PENDING

@@ -42,6 +42,7 @@ from q2google.state.base import (
     refuse_other_session,
     validate_session_id,
 )
+from q2google.state.local_counts import JsonRequestCounts
 from q2google.state.local_ledger import JsonLeasesAndClaims
 from q2google.state.retrying import DEFAULT_RETRY_SECONDS
 
@@ -67,11 +68,12 @@ _DELETED_PREFIX = ".deleted-"
 """Hidden name of a session directory being deleted."""
 
 
-class JsonFileBackend(JsonLeasesAndClaims):
+class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
     """Checkpoint sessions as a directory of JSON files each.
 
-    Also a :class:`~q2google.state.SessionLeasing` (OS file locks) and a
-    :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.local_ledger`).
+    Also a :class:`~q2google.state.SessionLeasing` (OS file locks), a
+    :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.local_ledger`) and a
+    :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.local_counts`).
 
     Args:
         state_dir: Root directory; created on the first save.

@@ -13,7 +13,9 @@ Collections, each with a unique index on its natural key:
 - ``batches``: one per ``(session_id, batch_index)``: item keys, status, responses, error.
 
 The cross-session ledger is the session ``q2google-ledger`` in the same collections; session
-leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`).
+leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`),
+and so do the requests counted against Google's daily quota
+(:mod:`q2google.state.mongo_counts`).
 An unreachable server is retried with backoff for ``retry_seconds`` (60 s by default, or the
 URI's own ``serverSelectionTimeoutMS`` when it sets one) before a
 :class:`~q2google.errors.StateUnavailableError` (exit 75).
@@ -54,6 +56,7 @@ from q2google.state.base import (
     refuse_other_session,
     validate_session_id,
 )
+from q2google.state.mongo_counts import MongoRequestCounts
 from q2google.state.mongo_lease import (
     DEFAULT_LEASE_TTL_SECONDS,
     MongoLeasesAndClaims,
@@ -74,11 +77,12 @@ CLIENT_BULK_WRITE_WIRE_VERSION = 25
 _HIDDEN = {"_id": 0}
 
 
-class MongoBackend(MongoLeasesAndClaims):
+class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
     """Checkpoint sessions in MongoDB.
 
-    Also a :class:`~q2google.state.SessionLeasing` (lease documents renewed by a heartbeat)
-    and a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_lease`).
+    Also a :class:`~q2google.state.SessionLeasing` (lease documents renewed by a heartbeat),
+    a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_lease`) and a
+    :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.mongo_counts`).
 
     Args:
         uri: ``mongodb://`` or ``mongodb+srv://`` connection string.
@@ -131,6 +135,7 @@ class MongoBackend(MongoLeasesAndClaims):
         self._batches = database["batches"]
         self._leases = database["leases"]
         self._claims = database["claims"]
+        self._request_counts = database["request_counts"]
         self._indexed = False
 
     def __repr__(self) -> str:

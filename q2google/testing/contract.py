@@ -19,9 +19,11 @@ state survives the object, and ``backend_spec`` to run the crash test in a child
         def backend_spec(self, tmp_path):
             return BackendSpec("my_package.backend:MyBackend", {"path": str(tmp_path)})
 
-The suite includes :class:`~q2google.testing.lease_contract.LeaseContract`: session leases and
-ledger claims, for backends that implement those optional protocols (a lease record with an
-expiry should get a short one from ``backend_spec``, so that a dead owner's test waits little).
+The suite includes :class:`~q2google.testing.lease_contract.LeaseContract` (session leases and
+ledger claims) and :class:`~q2google.testing.counts_contract.RequestCountsContract` (requests
+counted against Google's daily quota), for backends that implement those optional protocols
+(a lease record with an expiry should get a short one from ``backend_spec``, so that a dead
+owner's test waits little).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from q2google.state import (
     make_item_key,
     new_session,
 )
+from q2google.testing.counts_contract import RequestCountsContract
 from q2google.testing.lease_contract import LeaseContract
 
 LARGE_SESSION_ITEMS = 10_000
@@ -148,7 +151,7 @@ def sample_session(session_id: str = "contract", *, items: int = 3) -> SessionSt
     return state
 
 
-class SyncStateBackendContract(LeaseContract):
+class SyncStateBackendContract(LeaseContract, RequestCountsContract):
     """Behaviour every state backend must show. Subclass it and provide ``backend``."""
 
     @pytest.fixture

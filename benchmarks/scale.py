@@ -1,0 +1,191 @@
+"""How q2google scales with the library: memory, start-up and listing for N files.
+
+Usage::
+
+    uv run python benchmarks/scale.py 5000 [--state-uri mongodb://...] [--state-only]
+
+Builds a sandbox library of N tiny photos (served from this process), then runs the real
+``q2google`` command in child processes, as a user's cron job would, and prints:
+
+- the first run (skipped with ``--state-only``, which writes the finished session and its
+  ledger straight through the backend instead): seconds, seconds per file, peak RSS;
+- a no-op resume of the finished session (process start included): seconds, peak RSS;
+- ``q2google sessions list``: seconds, peak RSS;
+- the state's size (on disk for JSON, MongoDB's ``dataSize`` otherwise).
+
+Peak RSS is the child's own (``wait4``), so the sandbox in this process does not count.
+``--state-uri`` picks the backend as ``Q2GOOGLE_STATE_URI`` does (JSON files when unset);
+``--mongo`` starts the test suite's MongoDB wire-protocol server (SecantusDB) for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from q2google.config import Q2GoogleSettings
+from q2google.sandbox import Sandbox, SandboxLibrary
+from q2google.state import (
+    DeliveryLedger,
+    ItemState,
+    StageName,
+    StageStatus,
+    build_backend,
+    new_session,
+)
+
+SESSION = "scale"
+START, END = "2020-01-01", "2100-01-01"
+PHOTO_BYTES = 2048
+
+
+@dataclass
+class Measure:
+    """One child process: what it took."""
+
+    seconds: float
+    peak_rss_mib: float
+    code: int
+    stderr: str
+
+
+def run_child(args: list[str], env: dict[str, str], cwd: Path) -> Measure:
+    """Run ``q2google ARGS`` and measure its wall time and its own peak RSS."""
+    executable = shutil.which("q2google")
+    if executable is None:
+        sys.exit("q2google is not installed in this environment: `uv sync` first")
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [executable, *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return Measure(seconds, usage.ru_maxrss / 1024, child.returncode, stderr[-2000:])
+
+
+def write_finished_state(settings: Q2GoogleSettings, library: SandboxLibrary) -> None:
+    """The finished session of ``library`` and its ledger, written through the backend."""
+    backend = build_backend(settings)
+    state = new_session(
+        SESSION,
+        start_date_iso=datetime.fromisoformat(START).replace(tzinfo=UTC).isoformat(),
+        end_date_iso=datetime.fromisoformat(END).replace(tzinfo=UTC).isoformat(),
+        batch_size=50,
+    )
+    for number, (media, index, asset) in enumerate(library.deliverables()):
+        item = ItemState(
+            media_id=media.media_id,
+            file_index=index,
+            file_name=asset.file_name,
+            media_type=media.type,
+            captured_at=media.captured_at.isoformat(),
+            size_bytes=asset.size,
+            discovery_status=StageStatus.COMPLETED,
+            transfer_status=StageStatus.COMPLETED,
+            create_status=StageStatus.COMPLETED,
+            media_item_id=f"scale-item-{number}",
+        )
+        state.add_item(item)
+    for stage in StageName:
+        state.set_stage(stage, StageStatus.COMPLETED)
+    state.listings = 1
+    backend.save(state)
+    ledger = DeliveryLedger(backend)
+    for item in state.items.values():
+        ledger.record(item)
+    ledger.save()
+
+
+def state_size(settings: Q2GoogleSettings) -> str:
+    """The state's size: bytes on disk (JSON) or MongoDB's ``dataSize``."""
+    if settings.state_uri and settings.state_uri.startswith("mongodb"):
+        import pymongo
+
+        client: Any = pymongo.MongoClient(settings.state_uri)
+        stats = client.get_default_database().command("dbStats")
+        return f"{stats.get('dataSize', 0) / 2**20:.1f} MiB (dataSize)"
+    total = sum(path.stat().st_size for path in settings.state_dir.rglob("*") if path.is_file())
+    files = sum(1 for path in settings.state_dir.rglob("*") if path.is_file())
+    return f"{total / 2**20:.1f} MiB in {files} files"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("files", type=int, nargs="?", default=5000, help="photos in the library")
+    parser.add_argument("--state-uri", default=None, help="Q2GOOGLE_STATE_URI (JSON if unset)")
+    parser.add_argument("--mongo", action="store_true", help="start a local MongoDB server")
+    parser.add_argument(
+        "--state-only", action="store_true", help="write the finished state, skip the first run"
+    )
+    options = parser.parse_args()
+    server = None
+    if options.mongo:
+        from secantus import SecantusDBServer
+
+        server = SecantusDBServer(storage_path=tempfile.mkdtemp(prefix="q2google-scale-db-"))
+        server.start()
+        host, port = server.address
+        options.state_uri = f"mongodb://{host}:{port}/scale"
+    library = SandboxLibrary.generated(photos=options.files, photo_size=PHOTO_BYTES, seed=3)
+    files = len(library.deliverables())
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="q2google-scale-") as scratch,
+            Sandbox(library).running_in_thread() as sandbox,
+        ):
+            root = Path(scratch)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("Q2GOOGLE_", "GP_"))}
+            env.update(sandbox.environment(sandbox.write_token_file(root / "token.json")))
+            env["Q2GOOGLE_STATE_DIR"] = str(root / "sessions")
+            if options.state_uri:
+                env["Q2GOOGLE_STATE_URI"] = options.state_uri
+            settings = Q2GoogleSettings(
+                state_dir=root / "sessions", state_uri=options.state_uri or None
+            )
+            backend_name = "MongoDB" if options.state_uri else "JSON files"
+            print(f"{files} files, {backend_name}, {os.cpu_count()} cores")
+            sync = ["sync", "--session", SESSION, "--json"]
+            if options.state_only:
+                started = time.perf_counter()
+                write_finished_state(settings, library)
+                print(f"  state written directly in {time.perf_counter() - started:.1f} s")
+            else:
+                first = run_child([*sync, "--start", START, "--end", END], env, root)
+                report("first run", first, per_file=files)
+            resume = run_child(sync, env, root)
+            report("no-op resume", resume)
+            listing = run_child(["sessions", "list"], env, root)
+            report("sessions list", listing)
+            print(f"  state size: {state_size(settings)}")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def report(what: str, measure: Measure, *, per_file: int = 0) -> None:
+    """Print one measured step (and what went wrong, if it did)."""
+    rate = f", {measure.seconds / per_file * 1000:.1f} ms per file" if per_file else ""
+    print(f"  {what}: {measure.seconds:.2f} s{rate}, peak RSS {measure.peak_rss_mib:.0f} MiB")
+    if measure.code != 0:
+        print(f"    exit {measure.code}: {measure.stderr.strip().splitlines()[-1:]}")
+
+
+if __name__ == "__main__":
+    main()

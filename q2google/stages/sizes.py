@@ -1,0 +1,60 @@
+"""What the transfer knows of file sizes before their downloads start.
+
+A photo's size is in its search row; a chapter's or a frame's is not (the row gives its
+media's, every file together), so a file of unknown size is estimated as its share of its
+media's. The transfer takes files largest first by these sizes, so that the longest video does
+not start last and end the run alone, and reports the bytes it sets out to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from q2google.state import ItemState, SessionState
+
+
+def largest_first(state: SessionState, items: Iterable[ItemState]) -> list[ItemState]:
+    """``items`` largest first, by :func:`expected_size`; files of unknown size last, in
+    discovery order."""
+    shares = _shares(state)
+
+    def order(item: ItemState) -> tuple[bool, int, int]:
+        size = expected_size(item, shares)
+        return size is None, -(size or 0), item.position
+
+    return sorted(items, key=order)
+
+
+def bytes_to_send(state: SessionState, items: list[ItemState]) -> int:
+    """Bytes ``items`` still have to send: :func:`expected_size` less what Google already
+    holds of an upload under way; a file of unknown size counts as the mean of the others."""
+    shares = _shares(state)
+    sizes = [expected_size(item, shares) for item in items]
+    known = [size for size in sizes if size is not None]
+    mean = sum(known) // len(known) if known else 0
+    return sum(
+        max(0, (mean if size is None else size) - item.upload_offset)
+        for item, size in zip(items, sizes, strict=True)
+    )
+
+
+def expected_size(item: ItemState, shares: dict[str, int]) -> int | None:
+    """A file's size when known, else its share of its media's (a chapter of a recording of
+    three: a third of the recording), else ``None``.
+
+    Args:
+        item: The file.
+        shares: Files per media of the session (:func:`_shares`).
+    """
+    if item.size_bytes is not None:
+        return item.size_bytes
+    if item.media_size_bytes is None:
+        return None
+    return item.media_size_bytes // max(1, shares.get(item.media_id, 1))
+
+
+def _shares(state: SessionState) -> dict[str, int]:
+    files: dict[str, int] = {}
+    for item in state.items.values():
+        files[item.media_id] = files.get(item.media_id, 0) + 1
+    return files
