@@ -28,6 +28,7 @@ from q2google.commands.common import (
     report_run,
     run_interruptibly,
 )
+from q2google.commands.ledger import ledger_app
 from q2google.commands.sessions import sessions_app
 from q2google.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Q2GoogleError
 
@@ -84,6 +85,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(auth_app, name="auth")
 
 

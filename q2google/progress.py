@@ -21,11 +21,20 @@ from typing import IO, TYPE_CHECKING
 
 from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.stages.metrics import SyncTransferMetrics
+from q2google.units import MIB, human_bytes
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-MIB = 1024**2
+__all__ = [
+    "MIB",
+    "ProgressDisplay",
+    "ProgressMode",
+    "choose_mode",
+    "human_bytes",
+    "human_seconds",
+]
+
 RATE_WINDOW_SECONDS = 10.0
 """Throughput (and so the ETA) is measured over the last this many seconds."""
 TICK_SECONDS = 0.25
@@ -48,14 +57,6 @@ def choose_mode(stream: IO[str] | None = None) -> ProgressMode:
     if os.environ.get("NO_COLOR") or not stream.isatty():
         return ProgressMode.PLAIN
     return ProgressMode.RICH
-
-
-def human_bytes(count: float) -> str:
-    """``1.5 GiB``, ``12.0 MiB``, ``512 B``."""
-    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", MIB), ("KiB", 1024)):
-        if count >= size:
-            return f"{count / size:.1f} {unit}"
-    return f"{int(count)} B"
 
 
 def human_seconds(seconds: float) -> str:

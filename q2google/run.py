@@ -349,7 +349,7 @@ async def _report(
     state: SessionState, backend: SyncStateBackend, library: GoProLibrary, cdn: httpx.AsyncClient
 ) -> DryRunReport:
     ledger = DeliveryLedger(backend)
-    await asyncio.to_thread(lambda: ledger.state)
+    delivered = await asyncio.to_thread(ledger.delivered_many, list(state.items))
     report = DryRunReport(
         state.session_id,
         failures=[
@@ -360,7 +360,7 @@ async def _report(
     )
     todo: list[ItemState] = []
     for item in state.items.values():
-        if item.create_status is StageStatus.COMPLETED or ledger.media_item_id(item.item_key):
+        if item.create_status is StageStatus.COMPLETED or item.item_key in delivered:
             report.already_delivered += 1
         elif item.exclusion is not None:
             report.held_back.append(_held_back(item, item.exclusion.kind, item.exclusion.reason))

@@ -6,62 +6,73 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from q2google.errors import Q2GoogleError, StateCorruptError
+from q2google.errors import (
+    Q2GoogleError,
+    SessionBusyError,
+    StateCorruptError,
+    StateWriteError,
+)
 from q2google.state import (
     LEDGER_SESSION_ID,
     DeliveryLedger,
-    ItemState,
     SessionCatalog,
+    SessionLeasing,
     SessionState,
+    SessionSummaries,
     StageName,
     StageStatus,
+    StoredSummary,
     SyncStateBackend,
 )
-from q2google.window import describe_window
+from q2google.state.outcomes import (
+    COMPLETED,
+    DEFERRED,
+    FAILED,
+    GONE,
+    OUTCOMES,
+    PENDING,
+    SKIPPED,
+    WAITING,
+    item_outcome,
+    last_error,
+)
+from q2google.state.summary import SummaryTracker
 
-COMPLETED = "completed"
-FAILED = "failed"
-PENDING = "pending"
-SKIPPED = "skipped"
-DEFERRED = "deferred"
-GONE = "gone"
-OUTCOMES = (COMPLETED, FAILED, PENDING, SKIPPED, DEFERRED, GONE)
-"""Where a file can stand, in the order summaries show them."""
+__all__ = [
+    "COMPLETED",
+    "CORRUPT",
+    "DEFERRED",
+    "FAILED",
+    "GONE",
+    "OUTCOMES",
+    "PENDING",
+    "SKIPPED",
+    "WAITING",
+    "SessionSummary",
+    "catalogue",
+    "delete_session",
+    "item_outcome",
+    "last_error",
+    "list_sessions",
+    "load_existing",
+    "reset_failed",
+    "summarize",
+    "to_deliver",
+]
+
+logger = logging.getLogger(__name__)
+
 CORRUPT = "corrupt"
-WAITING = "waiting"
-"""Session status: everything that can move is in Google Photos; some files wait for the
-GoPro cloud to finish processing them, and a later run delivers them."""
-
-
-def item_outcome(item: ItemState) -> str:
-    """Where one file stands overall: one of :data:`OUTCOMES`.
-
-    ``completed`` means it is in Google Photos (created by this session or an earlier one);
-    ``skipped``, ``deferred`` and ``gone`` are held back on purpose, with a reason.
-    """
-    if item.create_status is StageStatus.COMPLETED:
-        return COMPLETED
-    if item.exclusion is not None:
-        return item.exclusion.kind.value
-    statuses = (item.discovery_status, item.transfer_status, item.create_status)
-    return FAILED if StageStatus.FAILED in statuses else PENDING
 
 
 def to_deliver(files: int, by_status: dict[str, int]) -> int:
     """Files that belong in Google Photos: all but the skipped and the gone."""
     return files - by_status.get(SKIPPED, 0) - by_status.get(GONE, 0)
-
-
-def last_error(item: ItemState) -> str:
-    """The item's most recent error message (``"failed"`` when none was recorded)."""
-    if not item.errors:
-        return FAILED
-    newest = max(item.errors.values(), key=lambda error: error.occurred_at)
-    return f"{newest.stage.value}: {newest.message}"
 
 
 @dataclass
@@ -109,6 +120,33 @@ class SessionSummary:
     listings: int = 0
 
     @classmethod
+    def from_stored(cls, stored: StoredSummary) -> SessionSummary:
+        """The summary of a session as its backend keeps it (see :mod:`q2google.state.summary`).
+
+        Args:
+            stored: The stored summary.
+
+        Returns:
+            The same, with the session's status.
+        """
+        return cls(
+            session_id=stored.session_id,
+            status=stored.status,
+            window=dict(stored.window),
+            album=stored.album,
+            files=stored.files,
+            by_status=dict(stored.by_status),
+            by_stage={stage: dict(counts) for stage, counts in stored.by_stage.items()},
+            bytes_total=stored.bytes_total,
+            bytes_completed=stored.bytes_completed,
+            updated_at=stored.updated_at,
+            failures=[dict(entry) for entry in stored.failures],
+            held_back=[dict(entry) for entry in stored.held_back],
+            new_since_last_run=stored.new_since_last_run,
+            listings=stored.listings,
+        )
+
+    @classmethod
     def unreadable(cls, session_id: str, error: str) -> SessionSummary:
         """A session whose stored state cannot be read."""
         return cls(
@@ -137,50 +175,15 @@ class SessionSummary:
 
 
 def summarize(state: SessionState) -> SessionSummary:
-    """Summarize a session for ``sessions list``, ``sessions show`` and a run's report."""
-    items = list(state.items.values())
-    outcomes = Counter(item_outcome(item) for item in items)
-    by_stage = {
-        stage.value: dict(Counter(getattr(item, f"{stage.value}_status").value for item in items))
-        for stage in StageName
-    }
-    if items and outcomes[COMPLETED] == len(items):
-        status = COMPLETED
-    elif state.stages[StageName.DISCOVERY] is StageStatus.COMPLETED and not outcomes[PENDING]:
-        status = FAILED if outcomes[FAILED] else WAITING if outcomes[DEFERRED] else COMPLETED
-    else:
-        status = "incomplete"
-    return SessionSummary(
-        session_id=state.session_id,
-        status=status,
-        window=describe_window(state),
-        album=state.album_title,
-        files=len(items),
-        by_status={name: outcomes[name] for name in OUTCOMES},
-        by_stage=by_stage,
-        bytes_total=sum(item.size_bytes or 0 for item in items),
-        bytes_completed=sum(
-            item.size_bytes or 0 for item in items if item_outcome(item) == COMPLETED
-        ),
-        updated_at=state.updated_at,
-        failures=[
-            {"item": item.item_key, "file": item.file_name, "error": last_error(item)}
-            for item in items
-            if item_outcome(item) == FAILED
-        ],
-        held_back=[
-            {
-                "item": item.item_key,
-                "file": item.file_name,
-                "outcome": item.exclusion.kind.value,
-                "reason": item.exclusion.reason,
-            }
-            for item in items
-            if item.exclusion is not None and item.create_status is not StageStatus.COMPLETED
-        ],
-        new_since_last_run=state.listing_new,
-        listings=state.listings,
-    )
+    """Summarize a session for ``sessions list``, ``sessions show`` and a run's report.
+
+    Args:
+        state: The session.
+
+    Returns:
+        Its counts, every failed and held-back file included.
+    """
+    return SessionSummary.from_stored(SummaryTracker.of_state(state).summary())
 
 
 def reset_failed(state: SessionState) -> int:
@@ -243,17 +246,67 @@ def load_existing(backend: SyncStateBackend, session_id: str) -> SessionState:
 
 
 def list_sessions(backend: SessionCatalog, session_ids: list[str]) -> list[SessionSummary]:
-    """Summarize each session; one that cannot be read is listed as ``corrupt``, not fatal."""
+    """Summarize each session; one that cannot be read is listed as ``corrupt``, not fatal.
+
+    A backend that keeps summaries (:class:`~q2google.state.SessionSummaries`) gives each
+    session's stored summary, so that no session is read whole. A session without one (stored
+    by an older q2google) is summarized from its items once, and its summary stored then.
+
+    Args:
+        backend: Where the sessions are.
+        session_ids: The sessions to list.
+
+    Returns:
+        Their summaries, in the order given (sessions deleted meanwhile left out).
+
+    Raises:
+        StateUnavailableError: The state store is out of reach.
+    """
     summaries = []
     for session_id in session_ids:
         try:
-            state = backend.load(session_id)
+            summary = _listed(backend, session_id)
         except StateCorruptError as error:
             summaries.append(SessionSummary.unreadable(session_id, str(error)))
             continue
-        if state is not None:
-            summaries.append(summarize(state))
+        if summary is not None:
+            summaries.append(summary)
     return summaries
+
+
+def _listed(backend: SessionCatalog, session_id: str) -> SessionSummary | None:
+    """One session's summary: the stored one, else counted from its items."""
+    if isinstance(backend, SessionSummaries):
+        stored = backend.session_summary(session_id)
+        if stored is not None:
+            return SessionSummary.from_stored(stored)
+        try:
+            state = _load_storing_summary(backend, session_id)
+        except SessionBusyError:  # a run holds it: its own saves store the summary
+            state = backend.load(session_id)
+        except StateWriteError as error:  # a read-only or full state store: list it anyway
+            logger.warning("the summary of session %s is not stored: %s", session_id, error)
+            state = backend.load(session_id)
+    else:
+        state = backend.load(session_id)
+    return None if state is None else summarize(state)
+
+
+def _load_storing_summary(backend: SessionCatalog, session_id: str) -> SessionState | None:
+    """Load a session that has no usable summary, and store its summary (under the session's
+    lease, so that it never replaces the summary of a run going on).
+
+    Raises:
+        SessionBusyError: A run holds the session.
+    """
+    owned: AbstractContextManager[Any] = (
+        backend.lease(session_id) if isinstance(backend, SessionLeasing) else nullcontext()
+    )
+    with owned:
+        state = backend.load(session_id)
+        if state is not None and not state.has_pending_changes:  # an older form: as it is
+            backend.save(state)  # nothing changed: writes the summary only
+    return state
 
 
 def delete_session(backend: SessionCatalog, session_id: str, state: SessionState | None) -> None:

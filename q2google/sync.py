@@ -98,13 +98,15 @@ class GoProToPhotosSync:
 
     async def _reconcile_with_ledger(self, state: SessionState, ledger: DeliveryLedger) -> None:
         """Record this session's created items in the ledger (a crash may have left some out)
-        and skip the files an earlier session already delivered."""
+        and skip the files an earlier session already delivered (the ledger is asked about
+        this session's files only)."""
+        delivered = await asyncio.to_thread(ledger.delivered_many, list(state.items))
         recorded, skipped = False, 0
         for item in state.items.values():
             if item.create_status is StageStatus.COMPLETED:
                 recorded |= ledger.record(item)
                 continue
-            known = ledger.media_item_id(item.item_key)
+            known = delivered.get(item.item_key)
             if known is None or item.discovery_status is not StageStatus.COMPLETED:
                 continue
             item.media_item_id, item.upload_token = known, None
@@ -232,7 +234,6 @@ class GoProToPhotosSync:
             await self._persist_state(state)
 
         ledger = DeliveryLedger(self.state_backend)
-        await asyncio.to_thread(lambda: ledger.state)
         await self._reconcile_with_ledger(state, ledger)
         metrics.count(state)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from q2google.errors import Q2GoogleError
@@ -69,7 +70,40 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def window_bounds(state: SessionState) -> tuple[datetime, datetime]:
+class WindowFields(Protocol):
+    """What a window is made of: a :class:`SessionState` has it, and so has :class:`WindowText`."""
+
+    @property
+    def start_date_iso(self) -> str:
+        """Start of the window (ISO 8601)."""
+        ...
+
+    @property
+    def end_date_iso(self) -> str:
+        """End of the window (ISO 8601), exclusive."""
+        ...
+
+    @property
+    def window_exact(self) -> bool:
+        """Whether the window is exactly ``[start, end)``."""
+        ...
+
+    @property
+    def open_end(self) -> bool:
+        """Whether the window has no end."""
+        ...
+
+
+class WindowText(NamedTuple):
+    """A window as stored in a session's metadata, without the rest of the session."""
+
+    start_date_iso: str
+    end_date_iso: str
+    window_exact: bool
+    open_end: bool
+
+
+def window_bounds(state: WindowFields) -> tuple[datetime, datetime]:
     """The session's window ``[start, end)`` as aware UTC datetimes.
 
     Sessions made before windows were exact (``window_exact`` false) keep the window they
@@ -84,7 +118,7 @@ def window_bounds(state: SessionState) -> tuple[datetime, datetime]:
     return _midnight(first), _midnight(last + timedelta(days=1))
 
 
-def describe_window(state: SessionState) -> dict[str, str]:
+def describe_window(state: WindowFields) -> dict[str, str]:
     """The window for people: ``start`` and ``end`` (``now`` for an open one), in UTC, the
     time left out at midnight."""
     start, end = window_bounds(state)

@@ -89,6 +89,10 @@ def test_failed_files_are_listed_shown_retried_and_the_session_deleted(
         "gone": 0,
     }
     assert sandbox.stats.upload_bytes_received == sent_before, "tokens were reused, no resend"
+    after_retry = json.loads(q2google("sessions", "list", "--json", env=user_env).stdout)
+    assert [(entry["status"], entry["by_status"]) for entry in after_retry] == [
+        ("completed", summary["by_status"])
+    ], "the stored summary follows the retry"
     assert [item["createCalls"] for item in sandbox.snapshot()["mediaItems"]] == [1] * total
 
     kept = q2google("sessions", "delete", "trip", env=user_env, cwd=tmp_path, stdin="n\n")
@@ -214,15 +218,42 @@ def test_dry_run_lists_files_it_cannot_size_and_still_reports_the_rest(
 def test_a_corrupt_session_is_listed_as_such_and_can_be_deleted(
     user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    for session in ("good", "bad"):
+    for session in ("good", "bad", "torn-item", "torn-summary"):
         code, _, err = _sync(user_env, tmp_path, session)
         assert code == 0, err
-    (tmp_path / "sessions" / "bad" / "meta.json").write_text("{ torn")
+    sessions = tmp_path / "sessions"
+    (sessions / "bad" / "meta.json").write_text("{ torn")
+    torn_item = sorted((sessions / "torn-item" / "items").glob("*.json"))[0]
+    torn_item.write_text('{"media_id": ')
+    (sessions / "torn-item" / "summary.json").unlink()  # as 0.1.0 left it: read from its items
+    (sessions / "torn-summary" / "summary.json").write_text('{"files": ')
     listed = q2google("sessions", "list", env=user_env)
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line.split()[1] for line in listed.stdout.splitlines()[1:]}
-    assert rows == {"bad": "corrupt", "good": "completed"}
-    assert "meta.json" in listed.stderr
+    assert rows == {
+        "bad": "corrupt",
+        "good": "completed",
+        "torn-item": "corrupt",
+        "torn-summary": "completed",  # a summary is derived data: rebuilt, not reported
+    }
+    corrupt = [line for line in listed.stderr.splitlines() if " is corrupt: " in line]
+    assert len(corrupt) == 2, listed.stderr
+    assert "meta.json" in corrupt[0]
+    assert corrupt[0].endswith("remove it with: q2google sessions delete bad")
+    assert torn_item.name in corrupt[1]
+    assert corrupt[1].endswith("remove it with: q2google sessions delete torn-item")
+
+    as_json = json.loads(q2google("sessions", "list", "--json", env=user_env).stdout)
+    shown = json.loads(q2google("sessions", "show", "good", "--json", env=user_env).stdout)
+    shown.pop("google_requests")
+    assert [entry["session_id"] for entry in as_json] == sorted(rows)
+    assert all(set(entry) == set(shown) for entry in as_json), "one shape for every session"
+    assert as_json[1] == shown, "`list --json` says what `show --json` says"
+    assert as_json[0]["status"] == "corrupt"
+    assert "meta.json" in as_json[0]["error"]
+
+    code, _, err = _sync(user_env, tmp_path, "good")  # the others run as before
+    assert code == 0, err
     gone = q2google("sessions", "delete", "bad", "--yes", env=user_env)
     assert gone.returncode == 0, gone.stderr
     assert not (tmp_path / "sessions" / "bad").exists()

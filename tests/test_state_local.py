@@ -47,6 +47,10 @@ class TestJsonFileBackendContract(SyncStateBackendContract):
             "q2google.state.local:JsonFileBackend", {"state_dir": str(tmp_path / "state")}
         )
 
+    @pytest.fixture
+    def drop_summary(self, tmp_path: Path) -> Callable[[str], None]:
+        return lambda session_id: (tmp_path / "state" / session_id / "summary.json").unlink()
+
 
 @pytest.fixture
 def backend(tmp_path: Path) -> JsonFileBackend:

@@ -14,8 +14,15 @@ from q2google.config import Q2GoogleSettings
 from q2google.run import run_session
 from q2google.sandbox import Sandbox, SandboxLibrary
 from q2google.sandbox.library import KIB
-from q2google.sessions import item_outcome
-from q2google.state import DeliveryLedger, JsonFileBackend, StageStatus, SyncStateBackend
+from q2google.sessions import item_outcome, list_sessions, summarize
+from q2google.state import (
+    DeliveryLedger,
+    JsonFileBackend,
+    SessionCatalog,
+    SessionState,
+    StageStatus,
+    SyncStateBackend,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "state-0.1.0"
 LIBRARY = SandboxLibrary.generated(
@@ -87,6 +94,39 @@ def test_the_sessions_of_0_1_0_load_with_every_item(old_backend: SyncStateBacken
     for item in trips.items.values():
         if item.create_status is StageStatus.COMPLETED:
             assert ledger.media_item_id(item.item_key) == item.media_item_id
+
+
+def test_the_sessions_of_0_1_0_are_listed_from_their_items_once(
+    old_backend: SyncStateBackend,
+) -> None:
+    ids = sorted(EXPECTED)
+    before = {session_id: old_backend.load(session_id) for session_id in ids}
+    loads: list[str] = []
+    load = old_backend.load
+
+    def counted(session_id: str) -> SessionState | None:
+        loads.append(session_id)
+        return load(session_id)
+
+    old_backend.load = counted  # type: ignore[method-assign]
+    assert isinstance(old_backend, SessionCatalog)
+    first = list_sessions(old_backend, ids)
+    assert loads == ids, "0.1.0 stored no summary: each session is read whole, once"
+    for summary in first:
+        counts = {name: n for name, n in summary.by_status.items() if n}
+        assert counts == EXPECTED[summary.session_id]
+        state = before[summary.session_id]
+        assert state is not None
+        assert summary.to_dict() == summarize(state).to_dict()
+    second = list_sessions(old_backend, ids)
+    assert loads == ids, "their summaries were stored: the next listing reads only them"
+    assert [summary.to_dict() for summary in second] == [summary.to_dict() for summary in first]
+    old_backend.load = load  # type: ignore[method-assign]
+    for session_id, state in before.items():
+        again = old_backend.load(session_id)
+        assert again is not None
+        assert state is not None
+        assert again.to_dict() == state.to_dict(), "listing changed nothing but summaries"
 
 
 @pytest.mark.sandbox(library=LIBRARY, faults=REFUSED)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import monitoring
+from pymongo import MongoClient, monitoring
 from secantus import SecantusDBServer
 
 from q2google.config import Q2GoogleSettings
@@ -41,6 +41,15 @@ class TestMongoBackendContract(SyncStateBackendContract):
         return BackendSpec(
             "q2google.state.mongo:MongoBackend", {"uri": mongo_uri, "lease_ttl_seconds": 0.5}
         )
+
+    @pytest.fixture
+    def drop_summary(self, mongo_uri: str) -> Callable[[str], None]:
+        def drop(session_id: str) -> None:
+            client: MongoClient[dict[str, Any]]
+            with MongoClient(mongo_uri) as client:
+                client.get_default_database()["summaries"].delete_one({"_id": session_id})
+
+        return drop
 
 
 class RoundTrips(monitoring.CommandListener):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from q2google.commands.common import (
 )
 from q2google.errors import Q2GoogleError
 
+if TYPE_CHECKING:
+    from q2google.sessions import SessionSummary
+
 sessions_app = typer.Typer(
     help="List, inspect, retry and delete the sessions in the state backend.",
     no_args_is_help=True,
@@ -29,14 +32,15 @@ def sessions_list(as_json: AsJson = False) -> None:
     """List stored sessions with their status, file counts and size."""
     import json
 
-    from q2google.progress import human_bytes
     from q2google.sessions import catalogue, list_sessions, to_deliver
     from q2google.state import build_backend
+    from q2google.units import human_bytes
 
     backend, ids = catalogue(build_backend(load_settings()))
     summaries = list_sessions(backend, ids)
     if as_json:
         typer.echo(json.dumps([summary.to_dict() for summary in summaries]))
+        _report_corrupt(summaries)
         return
     if not summaries:
         typer.echo(f"no sessions in {backend!r}")
@@ -65,9 +69,18 @@ def sessions_list(as_json: AsJson = False) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    _report_corrupt(summaries)
+
+
+def _report_corrupt(summaries: list[SessionSummary]) -> None:
+    """One line on stderr for each session that cannot be read: what is wrong, and the fix."""
     for summary in summaries:
         if summary.error is not None:
-            typer.echo(f"{summary.session_id}: {summary.error}", err=True)
+            typer.echo(
+                f"q2google: session {summary.session_id} is corrupt: {summary.error}; "
+                f"remove it with: q2google sessions delete {summary.session_id}",
+                err=True,
+            )
 
 
 @sessions_app.command("show")
@@ -77,10 +90,10 @@ def sessions_show(
     """Show a session: its window, counts per status and stage, and each failed file's error."""
     import json
 
-    from q2google.progress import human_bytes
     from q2google.sessions import load_existing, summarize
     from q2google.stages.quota_watch import quota_report
     from q2google.state import build_backend
+    from q2google.units import human_bytes
 
     settings = load_settings()
     backend = build_backend(settings)

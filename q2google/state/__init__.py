@@ -41,6 +41,8 @@ from q2google.state.lease import FileLeases, LeaseHolder, SessionLeasing, sessio
 from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
 from q2google.state.request_counts import MemoryRequestCounts, RequestCounts
+from q2google.state.summary import StoredSummary
+from q2google.state.summary_store import SessionSummaries
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
@@ -63,9 +65,11 @@ __all__ = [
     "SessionCatalog",
     "SessionLeasing",
     "SessionState",
+    "SessionSummaries",
     "StageName",
     "StageStatus",
     "StateChanges",
+    "StoredSummary",
     "SyncStateBackend",
     "build_backend",
     "known_schemes",

@@ -11,11 +11,15 @@ A claim counts while its session is running: the session's lease
 died is taken over. Both built-in backends implement the protocol; the
 :class:`~q2google.state.DeliveryLedger` falls back to claims within one process, and to
 whole-ledger saves, for backends that do not.
+
+Two more optional protocols serve a ledger that grows large: :class:`LedgerLookups` reads
+the entries of given files only (a run asks about its own files, not the whole ledger), and
+:class:`LedgerRepair` sets unreadable records aside, for ``q2google ledger rebuild``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from q2google.state.base import ItemState
@@ -50,4 +54,47 @@ class LedgerClaims(Protocol):
 
     def delivered_entry(self, item_key: str) -> ItemState | None:
         """The ledger entry of a file as stored now, or ``None`` when it is not delivered."""
+        ...
+
+
+@runtime_checkable
+class LedgerLookups(Protocol):
+    """A backend that reads ledger entries by key, without loading the whole ledger (optional).
+
+    :class:`~q2google.state.DeliveryLedger` uses it with a backend that is also a
+    :class:`LedgerClaims`; without it, the first lookup loads the whole ledger.
+    """
+
+    def delivered_entries(self, item_keys: Collection[str]) -> dict[str, ItemState]:
+        """The ledger entries of those of ``item_keys`` that are delivered, as stored now.
+
+        An unreadable entry counts as not delivered (the backend says so in a warning naming
+        it and ``q2google ledger rebuild``), so that one damaged record does not stop a run.
+
+        Returns:
+            Entry by item key; keys without an entry are left out.
+        """
+        ...
+
+    def ledger_size(self) -> int:
+        """How many entries the ledger holds (0 when there is none), without reading them."""
+        ...
+
+
+@runtime_checkable
+class LedgerRepair(Protocol):
+    """A backend that can set unreadable ledger records aside (optional).
+
+    ``q2google ledger rebuild`` calls it before it records what it found in Google Photos, so
+    that the ledger loads again: entries it found are written anew, the rest were of media
+    items that are no longer there.
+    """
+
+    def repair_ledger(self) -> list[str]:
+        """Set every unreadable ledger record aside (kept for a person to inspect, never read
+        again) and make the ledger's metadata valid.
+
+        Returns:
+            Where each record set aside was, for the user.
+        """
         ...

@@ -5,34 +5,33 @@ Layout under the state directory, one subdirectory per session::
     {state_dir}/{session_id}/meta.json          session metadata and stage statuses
     {state_dir}/{session_id}/items/{item}.json  one file per ItemState
     {state_dir}/{session_id}/batches/{n}.json   one file per BatchState
+    {state_dir}/{session_id}/summary.json       the session's counts, for ``sessions list``
 
 Every file is replaced atomically (temporary file in the same directory, flush, fsync,
 ``os.replace``, then one fsync of each directory touched), so a crash at any instant leaves
 each file either as it was or as it is now. A save writes only what changed since the last
-one. ``meta.json`` is written last: a session directory without it is an unfinished first
-save and is not a session. Sessions stored by older versions as a flat ``{session_id}.json``
+one. ``meta.json`` is written after the items and batches (only ``summary.json``, derived from
+them, comes after it): a session directory without it is an unfinished first save and is not
+a session. Sessions stored by older versions as a flat ``{session_id}.json``
 are read transparently and moved to the layout above on their next save.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import re
 import secrets
 import shutil
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import url2pathname
 
 import pydantic_core
 
-from q2google.errors import StateCorruptError, StateError, StateWriteError, UnknownBackendError
+from q2google.errors import StateCorruptError, StateWriteError, UnknownBackendError
 from q2google.state.base import (
     SCHEMA_VERSION,
     BatchState,
@@ -43,23 +42,33 @@ from q2google.state.base import (
     validate_session_id,
 )
 from q2google.state.local_counts import JsonRequestCounts
+from q2google.state.local_files import (
+    BATCHES_DIR,
+    ITEM_FILE_RE,
+    ITEMS_DIR,
+    META_FILE,
+    SUMMARY_FILE,
+    json_files,
+    parse_record,
+    read_flat_file,
+    read_json,
+    read_meta,
+    read_original_directory,
+    read_summary,
+    safe_ids,
+)
 from q2google.state.local_ledger import JsonLeasesAndClaims
+from q2google.state.local_summary import JsonSessionSummaries
 from q2google.state.retrying import DEFAULT_RETRY_SECONDS
+from q2google.state.summary_store import SummaryKeeper
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
 
 logger = logging.getLogger(__name__)
 
-RecordT = TypeVar("RecordT", ItemState, BatchState)
-
-META_FILE = "meta.json"
-ITEMS_DIR = "items"
-BATCHES_DIR = "batches"
 MIGRATED_SUFFIX = ".migrated"
 _MAX_READABLE_NAME = 120
-_ITEM_FILE_RE = re.compile(r"\.[0-9a-f]{10}\.json$")
-"""Names of item files this version writes; others in ``items/`` are the original layout's."""
 _PARALLEL_WRITES_FROM = 64
 _WRITER_THREADS = 8
 
@@ -68,12 +77,13 @@ _DELETED_PREFIX = ".deleted-"
 """Hidden name of a session directory being deleted."""
 
 
-class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
+class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummaries):
     """Checkpoint sessions as a directory of JSON files each.
 
     Also a :class:`~q2google.state.SessionLeasing` (OS file locks), a
-    :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.local_ledger`) and a
-    :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.local_counts`).
+    :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.local_ledger`), a
+    :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.local_counts`) and a
+    :class:`~q2google.state.SessionSummaries` (see :mod:`q2google.state.local_summary`).
 
     Args:
         state_dir: Root directory; created on the first save.
@@ -93,6 +103,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
         self.state_dir = Path(state_dir)
         self.durable = durable
         self.retry_seconds = retry_seconds
+        self._summaries = SummaryKeeper()
 
     def __repr__(self) -> str:
         return f"JsonFileBackend({str(self.state_dir)!r})"
@@ -165,7 +176,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
             return self._load_directory(session_id, directory)
         legacy = self.legacy_file(session_id)
         if legacy.is_file():
-            return self._load_legacy(session_id, legacy)
+            return read_flat_file(session_id, legacy)
         return None
 
     def save(self, state: SessionState) -> None:
@@ -185,18 +196,21 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
         first_save = not (directory / META_FILE).is_file()
         if first_save:
             state.mark_all_dirty()
-        with state.pending_changes() as changes:
-            if changes.is_empty:
+        with (
+            state.pending_changes() as changes,
+            self._summaries.checkpoint(state, changes) as summary,
+        ):
+            if changes.is_empty and summary is None:
                 return
             if changes.full and not first_save:
                 self._refuse_other_session(directory, state)
-            self._write(directory, changes, first_save=first_save)
+            self._write(directory, changes, summary, first_save=first_save)
         if first_save:
             self._retire_legacy(state.session_id)
 
     def _refuse_other_session(self, directory: Path, state: SessionState) -> None:
         """Refuse to write a whole session over a different one stored under the same id."""
-        stored = _read_json(directory / META_FILE)
+        stored = read_json(directory / META_FILE)
         if not isinstance(stored, dict):
             raise StateCorruptError(f"{directory / META_FILE}: not a JSON object")
         refuse_other_session(stored, state, str(self.state_dir))
@@ -214,7 +228,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
                 found.add(name)
             elif name.endswith(".json") and entry.is_file():
                 found.add(name.removesuffix(".json"))
-        return sorted(_safe_ids(found))
+        return sorted(safe_ids(found))
 
     def delete(self, session_id: str) -> bool:
         """Delete a session (and an older layout's file of it); return whether one existed.
@@ -230,6 +244,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
         directory = self.session_dir(session_id)
         legacy = self.legacy_file(session_id)
         found = False
+        self._summaries.forget(session_id)
         try:
             if directory.is_dir():
                 doomed = self.state_dir / f"{_DELETED_PREFIX}{session_id}.{secrets.token_hex(4)}"
@@ -253,62 +268,33 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
 
     def _load_directory(self, session_id: str, directory: Path) -> SessionState:
         meta_path = directory / META_FILE
-        meta = _read_json(meta_path)
-        if not isinstance(meta, dict):
-            raise StateCorruptError(f"{meta_path}: not a JSON object")
-        if meta.get("session_id") != session_id:
-            raise StateCorruptError(
-                f"{meta_path}: holds session {meta.get('session_id')!r}, not {session_id!r} "
-                "(two ids that differ only in case share a directory on this filesystem)"
-            )
+        meta = read_meta(meta_path, session_id)
         version = meta.get("schema_version", 1)
         if isinstance(version, int) and version < SCHEMA_VERSION:
-            return self._load_legacy_directory(directory, meta)
+            return read_original_directory(directory, meta)
         items = [
-            _parse(ItemState, path)
-            for path in _json_files(directory / ITEMS_DIR)
-            if _ITEM_FILE_RE.search(path.name)
+            parse_record(ItemState, path)
+            for path in json_files(directory / ITEMS_DIR)
+            if ITEM_FILE_RE.search(path.name)
         ]
-        batches = [_parse(BatchState, path) for path in _json_files(directory / BATCHES_DIR)]
+        batches = [parse_record(BatchState, path) for path in json_files(directory / BATCHES_DIR)]
         try:
-            return SessionState.from_parts(meta, items, batches)
+            state = SessionState.from_parts(meta, items, batches)
         except StateCorruptError as error:
             raise StateCorruptError(f"{meta_path}: {error}") from None
-
-    def _load_legacy_directory(self, directory: Path, meta: dict[str, Any]) -> SessionState:
-        """Read the original q2google's directory layout (items named by file name)."""
-        items = [
-            _read_json(path)
-            for path in _json_files(directory / ITEMS_DIR)
-            if not _ITEM_FILE_RE.search(path.name)  # ours: left by an unfinished migration
-        ]
-        batches = [_read_json(path) for path in _json_files(directory / BATCHES_DIR)]
-        try:
-            state = SessionState.from_dict({**meta, "items": items, "batches": batches})
-        except StateCorruptError as error:
-            raise StateCorruptError(f"{directory}: {error}") from None
-        logger.info("read session %s in the original layout; it is migrated on save", directory)
-        state.mark_all_dirty()
-        return state
-
-    def _load_legacy(self, session_id: str, path: Path) -> SessionState:
-        data = _read_json(path)
-        if not isinstance(data, dict):
-            raise StateCorruptError(f"{path}: not a JSON object")
-        data.setdefault("session_id", session_id)
-        if data["session_id"] != session_id:
-            raise StateCorruptError(f"{path}: holds session {data['session_id']!r}")
-        try:
-            state = SessionState.from_dict(data)
-        except StateCorruptError as error:
-            raise StateCorruptError(f"{path}: {error}") from None
-        logger.info("read session %s from the legacy flat file %s", session_id, path)
-        state.mark_all_dirty()
+        self._summaries.loaded(state, read_summary(directory))
         return state
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _write(self, directory: Path, changes: StateChanges, *, first_save: bool) -> None:
+    def _write(
+        self,
+        directory: Path,
+        changes: StateChanges,
+        summary: dict[str, Any] | None,
+        *,
+        first_save: bool,
+    ) -> None:
         items_dir, batches_dir = directory / ITEMS_DIR, directory / BATCHES_DIR
         if first_save:
             self._prepare_session_dir(directory)
@@ -332,6 +318,9 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
             self._sync_dir(batches_dir)
         if changes.meta is not None:
             self._write_file(directory / META_FILE, changes.meta)
+        if summary is not None:  # after what it counts: it never counts what is not stored
+            self._write_file(directory / SUMMARY_FILE, summary)
+        if changes.meta is not None or summary is not None:
             self._sync_dir(directory)
         for stale in legacy:
             stale.unlink(missing_ok=True)
@@ -342,10 +331,10 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
         which its ``meta.json`` still needs until the new one is written."""
         legacy: list[Path] = []
         for sub in (directory / ITEMS_DIR, directory / BATCHES_DIR):
-            for stale in _json_files(sub):
+            for stale in json_files(sub):
                 if stale.name in kept:
                     continue
-                if sub.name == ITEMS_DIR and not _ITEM_FILE_RE.search(stale.name):
+                if sub.name == ITEMS_DIR and not ITEM_FILE_RE.search(stale.name):
                     legacy.append(stale)
                 else:
                     stale.unlink()
@@ -356,7 +345,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
         new_root = not self.state_dir.exists()
         for sub in (directory / ITEMS_DIR, directory / BATCHES_DIR):
             sub.mkdir(parents=True, exist_ok=True)
-            for leftover in _json_files(sub, include_temporary=True):
+            for leftover in json_files(sub, include_temporary=True):
                 leftover.unlink()
         if new_root:
             self._sync_dir(self.state_dir.parent)
@@ -395,53 +384,3 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts):
             logger.info(
                 "moved session %s to the directory layout; old file kept as %s", session_id, target
             )
-
-
-def _json_files(directory: Path, *, include_temporary: bool = False) -> Iterator[Path]:
-    """Yield the JSON records in ``directory`` (none when it does not exist).
-
-    Temporary files of an interrupted write start with a dot and are skipped unless asked for.
-    """
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        is_temporary = entry.name.startswith(".")
-        if (entry.name.endswith(".json") and not is_temporary) or (
-            include_temporary and is_temporary and entry.name.endswith(".tmp")
-        ):
-            yield Path(entry.path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise StateError(f"cannot read {path}: {error.strerror or error}") from error
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise StateCorruptError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise StateCorruptError(
-            f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
-        ) from None
-
-
-def _parse(kind: type[RecordT], path: Path) -> RecordT:
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise StateCorruptError(f"{path}: not a JSON object")
-    try:
-        return kind.from_dict(data)
-    except StateCorruptError as error:
-        raise StateCorruptError(f"{path}: {error}") from None
-
-
-def _safe_ids(names: set[str]) -> Iterator[str]:
-    for name in names:
-        try:
-            yield validate_session_id(name)
-        except ValueError:
-            continue

@@ -9,10 +9,17 @@ Layout, beside the sessions under the state directory::
                                                          replaced atomically
     {state_dir}/q2google-ledger/claims/{item}.json       who is delivering a file now
     {state_dir}/q2google-ledger/.claims.lock             held for an instant around each claim
+    {state_dir}/q2google-ledger/**/.{name}.{hex}.unreadable  a record ``ledger rebuild`` set aside
 
 A claim is read, judged and written while ``.claims.lock`` is held, so two processes never
 both take one. A claim whose session's lease is free (its run died) is taken over. Claims are
 not fsynced: a claim only means something while its run is alive.
+
+Lookups read the entry files of the files asked about, never the whole ledger. An unreadable
+entry counts as not delivered, with a warning; an unreadable ``meta.json`` stops the lookup
+with one line naming it and ``q2google ledger rebuild``, whose :meth:`repair_ledger
+<JsonLeasesAndClaims.repair_ledger>` sets unreadable records aside before it writes the
+entries it found.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,25 +36,34 @@ from filelock import FileLock, Timeout
 
 from q2google.errors import (
     InvalidSessionIdError,
+    StateCorruptError,
     StateError,
     StateUnavailableError,
     StateWriteError,
 )
 from q2google.state.base import (
+    SCHEMA_VERSION,
     ItemState,
     SessionState,
-    new_session,
     utc_now_iso,
     validate_session_id,
 )
 from q2google.state.lease import FileLeases, LeaseHolder
-from q2google.state.ledger import LEDGER_SESSION_ID
+from q2google.state.ledger import (
+    LEDGER_SESSION_ID,
+    REBUILD_FIX,
+    new_ledger,
+    warn_unreadable_entry,
+)
 from q2google.state.retrying import on_disk
 
 T = TypeVar("T")
 
 LOCKS_DIR = ".locks"
 CLAIMS_DIR = "claims"
+ENTRIES_DIR = "items"
+LEDGER_META = "meta.json"
+SET_ASIDE_SUFFIX = ".unreadable"
 CLAIMS_LOCK = ".claims.lock"
 CLAIMS_LOCK_WAIT_SECONDS = 30.0
 """Each holder keeps the claims lock for an instant; waiting this long means a stuck disk."""
@@ -63,6 +79,7 @@ class JsonLeasesAndClaims:
         retry_seconds: float
 
         def session_dir(self, session_id: str) -> Path: ...
+        def legacy_file(self, session_id: str) -> Path: ...
         def item_file_name(self, item_key: str) -> str: ...
         def load(self, session_id: str) -> SessionState | None: ...
         def _write_file(self, path: Path, data: dict[str, Any]) -> None: ...
@@ -108,19 +125,79 @@ class JsonLeasesAndClaims:
             self._sync_dir(items)
 
     def delivered_entry(self, item_key: str) -> ItemState | None:
-        """The stored ledger entry of a file, or ``None``."""
+        """The stored ledger entry of a file, or ``None`` (an unreadable one is ``None``, with
+        a warning)."""
         return self._retrying(lambda: self._entry_once(item_key), "read", LEDGER_SESSION_ID)
 
     def _entry_once(self, item_key: str) -> ItemState | None:
-        path = self._ledger_dir() / "items" / self.item_file_name(item_key)
+        directory = self._ledger_dir()
+        path = directory / ENTRIES_DIR / self.item_file_name(item_key)
+        return self._read_entry(path) or self._flat_ledger(directory).get(item_key)
+
+    # -- LedgerLookups ---------------------------------------------------------------------
+
+    def delivered_entries(self, item_keys: Collection[str]) -> dict[str, ItemState]:
+        """The stored entries of the files ``item_keys``: one file read each, never the whole
+        ledger; an unreadable entry counts as absent, with a warning naming it.
+
+        Raises:
+            StateCorruptError: The ledger's ``meta.json`` is unreadable (one line naming it
+                and ``q2google ledger rebuild``).
+            StateUnavailableError: The disk kept failing past the retries.
+        """
+        keys = list(dict.fromkeys(item_keys))
+        return self._retrying(lambda: self._entries_once(keys), "read", LEDGER_SESSION_ID)
+
+    def _entries_once(self, keys: list[str]) -> dict[str, ItemState]:
+        directory = self._ledger_dir()
+        _ledger_meta(directory / LEDGER_META)  # an unreadable one stops here, naming the fix
+        flat = self._flat_ledger(directory)
+        found: dict[str, ItemState] = {}
+        for key in keys:
+            entry = self._read_entry(directory / ENTRIES_DIR / self.item_file_name(key))
+            entry = entry or flat.get(key)
+            if entry is not None:
+                found[key] = entry
+        return found
+
+    def ledger_size(self) -> int:
+        """How many entry files the ledger holds (none are read)."""
+        entries = self._ledger_dir() / ENTRIES_DIR
         try:
-            data = json.loads(path.read_bytes())
+            return sum(1 for name in os.listdir(entries) if _entry_file(name))
         except FileNotFoundError:
-            return None
-        except ValueError:  # torn by hand or by a disk: the ledger load names it
-            return None
-        entry = ItemState.from_dict(data) if isinstance(data, dict) else None
-        return entry if entry is not None and entry.item_key == item_key else None
+            return 0
+
+    # -- LedgerRepair ----------------------------------------------------------------------
+
+    def repair_ledger(self) -> list[str]:
+        """Set unreadable ledger files aside (renamed ``.{name}.{hex}.unreadable``, never read
+        again) and give the ledger a valid ``meta.json``; return the files set aside.
+
+        Raises:
+            StateWriteError: The disk refused.
+        """
+        return self._retrying(self._repair_once, "write", LEDGER_SESSION_ID, StateWriteError)
+
+    def _repair_once(self) -> list[str]:
+        directory = self._ledger_dir()
+        meta = directory / LEDGER_META
+        set_aside: list[str] = []
+        try:
+            _ledger_meta(meta)
+        except StateCorruptError:
+            set_aside.append(_set_aside(meta))
+        entries = directory / ENTRIES_DIR
+        names = sorted(os.listdir(entries)) if entries.is_dir() else []
+        for name in names:
+            if _entry_file(name) and _parse_entry(entries / name, self.item_file_name)[1]:
+                set_aside.append(_set_aside(entries / name))
+        for touched in {meta.parent, entries} if set_aside else ():
+            if touched.is_dir():
+                self._sync_dir(touched)
+        if directory.is_dir():
+            self._ensure_ledger()
+        return set_aside
 
     def claim_item(self, item_key: str, session_id: str) -> bool:
         """Claim a file for ``session_id`` (see :class:`~q2google.state.claims.LedgerClaims`)."""
@@ -224,12 +301,7 @@ class JsonLeasesAndClaims:
                 path = directory / "items" / self.item_file_name(entry.item_key)
                 self._write_file(path, entry.to_dict())
         else:
-            ledger = new_session(
-                LEDGER_SESSION_ID,
-                start_date_iso="1970-01-01",
-                end_date_iso="1970-01-01",
-                batch_size=1,
-            )
+            ledger = new_ledger()
         temporary = directory / f".meta.json.{secrets.token_hex(4)}.tmp"
         self._write_file(temporary, ledger.meta_dict())
         try:
@@ -241,6 +313,89 @@ class JsonLeasesAndClaims:
         self._sync_dir(directory)
         self._sync_dir(directory.parent)
         return directory
+
+    def _read_entry(self, path: Path) -> ItemState | None:
+        """The entry in ``path``; ``None`` when there is none, or when it is unreadable (with
+        a warning: it counts as absent)."""
+        entry, problem = _parse_entry(path, self.item_file_name)
+        if problem:
+            warn_unreadable_entry(str(path), problem)
+        return entry
+
+    def _flat_ledger(self, directory: Path) -> dict[str, ItemState]:
+        """The entries of a ledger an older version kept as one flat file (until the next
+        record moves them to ``items/``); empty when there is none."""
+        if (directory / LEDGER_META).is_file() or not self.legacy_file(LEDGER_SESSION_ID).is_file():
+            return {}
+        ledger = self.load(LEDGER_SESSION_ID)
+        return dict(ledger.items) if ledger is not None else {}
+
+
+def _entry_file(name: str) -> bool:
+    """Whether a name in ``items/`` is an entry (not a temporary or set-aside file)."""
+    return name.endswith(".json") and not name.startswith(".")
+
+
+def _parse_entry(
+    path: Path, file_name: Callable[[str], str]
+) -> tuple[ItemState | None, str | None]:
+    """Read an entry file: ``(entry, None)``, ``(None, None)`` when absent, or ``(None, why)``
+    when unreadable (or not the entry ``path`` is named for: ``file_name`` of its key)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    try:
+        data = json.loads(raw)
+        entry = ItemState.from_dict(data) if isinstance(data, dict) else None
+    except ValueError as error:
+        return None, f"not valid JSON: {error}"
+    except StateCorruptError as error:
+        return None, str(error)
+    if entry is None:
+        return None, "not a JSON object"
+    if file_name(entry.item_key) != path.name:
+        return None, f"it holds the entry of {entry.item_key!r}"
+    return entry, None
+
+
+def _ledger_meta(path: Path) -> None:
+    """Check the ledger's ``meta.json`` (absent is fine: no ledger, or not created yet).
+
+    Raises:
+        StateCorruptError: It is unreadable: one line naming it and the fix.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    why = None
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        why = f"not valid JSON: {error}"
+    else:
+        if not isinstance(data, dict) or data.get("session_id") != LEDGER_SESSION_ID:
+            why = "not the ledger's metadata"
+        elif (
+            isinstance(data.get("schema_version"), int) and data["schema_version"] > SCHEMA_VERSION
+        ):
+            raise StateError(f"{path} was written by a newer q2google: upgrade q2google")
+        else:
+            try:
+                SessionState.from_dict({**data, "items": [], "batches": []})
+            except StateCorruptError as error:
+                why = str(error)
+    if why is not None:
+        raise StateCorruptError(
+            f"the delivery ledger's {path} is unreadable ({why}); " + REBUILD_FIX
+        )
+
+
+def _set_aside(path: Path) -> str:
+    """Rename an unreadable file to a hidden name nothing reads; return where it was."""
+    os.replace(path, path.with_name(f".{path.name}.{secrets.token_hex(4)}{SET_ASIDE_SUFFIX}"))
+    return str(path)
 
 
 def _claim_holder(path: Path) -> str | None:

@@ -10,7 +10,9 @@ Collections, each with a unique index on its natural key:
   ``updated_at``, the window, ``batch_size``, ``stages``...);
 - ``items``: one per ``(session_id, item_key)``: media id, CDN URL, per-stage statuses, upload
   progress, upload token, errors;
-- ``batches``: one per ``(session_id, batch_index)``: item keys, status, responses, error.
+- ``batches``: one per ``(session_id, batch_index)``: item keys, status, responses, error;
+- ``summaries``: one per session (``_id``: its id): its counts, for ``q2google sessions list``
+  (see :mod:`q2google.state.mongo_summary`).
 
 The cross-session ledger is the session ``q2google-ledger`` in the same collections; session
 leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`),
@@ -37,15 +39,12 @@ from pymongo.errors import (
     ConfigurationError,
     ConnectionFailure,
     InvalidURI,
-    OperationFailure,
-    PyMongoError,
 )
 
 from q2google.errors import (
     ConfigError,
     StateCorruptError,
     StateError,
-    StateUnavailableError,
     StateWriteError,
 )
 from q2google.state.base import (
@@ -57,12 +56,15 @@ from q2google.state.base import (
     validate_session_id,
 )
 from q2google.state.mongo_counts import MongoRequestCounts
+from q2google.state.mongo_errors import MongoErrors, host_of, uri_wait_seconds
 from q2google.state.mongo_lease import (
     DEFAULT_LEASE_TTL_SECONDS,
     MongoLeasesAndClaims,
     refuse_without_lease,
 )
-from q2google.state.retrying import DEFAULT_RETRY_SECONDS, retry_transient
+from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSummaries
+from q2google.state.retrying import retry_transient
+from q2google.state.summary_store import SummaryKeeper
 
 if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
@@ -77,12 +79,13 @@ CLIENT_BULK_WRITE_WIRE_VERSION = 25
 _HIDDEN = {"_id": 0}
 
 
-class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
+class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummaries):
     """Checkpoint sessions in MongoDB.
 
     Also a :class:`~q2google.state.SessionLeasing` (lease documents renewed by a heartbeat),
-    a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_lease`) and a
-    :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.mongo_counts`).
+    a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_lease`), a
+    :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.mongo_counts`) and a
+    :class:`~q2google.state.SessionSummaries` (see :mod:`q2google.state.mongo_summary`).
 
     Args:
         uri: ``mongodb://`` or ``mongodb+srv://`` connection string.
@@ -108,12 +111,10 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
         retry_seconds: float | None = None,
         lease_ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS,
     ) -> None:
-        self._where = _host_of(uri)
+        self._where = host_of(uri)
         query = {name.lower(): values for name, values in parse_qs(urlsplit(uri).query).items()}
         given = set(query)
-        self.retry_seconds = (
-            retry_seconds if retry_seconds is not None else _uri_wait_seconds(query)
-        )
+        self.retry_seconds = retry_seconds if retry_seconds is not None else uri_wait_seconds(query)
         self.lease_ttl_seconds = lease_ttl_seconds
         timeouts: dict[str, Any] = {  # the URI's own options win over the default
             name: timeout_ms
@@ -136,6 +137,8 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
         self._leases = database["leases"]
         self._claims = database["claims"]
         self._request_counts = database["request_counts"]
+        self._summary_docs = database[SUMMARIES_COLLECTION]
+        self._summaries = SummaryKeeper()
         self._indexed = False
 
     def __repr__(self) -> str:
@@ -165,9 +168,9 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
         found = self._call("read", lambda: self._read(session_id))
         if found is None:
             return None
-        meta, items, batches = found
+        meta, items, batches, summary = found
         try:
-            return SessionState.from_parts(
+            state = SessionState.from_parts(
                 meta,
                 [ItemState.from_dict(doc) for doc in items],
                 [BatchState.from_dict(doc) for doc in batches],
@@ -176,6 +179,8 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
             raise StateCorruptError(
                 f"MongoDB {self.database_name}, session {session_id!r}: {error}"
             ) from None
+        self._summaries.loaded(state, summary)
+        return state
 
     def save(self, state: SessionState) -> None:
         """Write what changed in ``state``: one round trip per checkpoint.
@@ -191,8 +196,11 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
 
     def _save_once(self, state: SessionState) -> None:
         self._ensure_indexes()
-        with state.pending_changes() as changes:
-            if changes.is_empty:
+        with (
+            state.pending_changes() as changes,
+            self._summaries.checkpoint(state, changes) as summary,
+        ):
+            if changes.is_empty and summary is None:
                 return
             fresh = False
             if changes.full and not self._refuse_other_session(state):
@@ -200,7 +208,7 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
                 self._items.delete_many({"session_id": state.session_id})
                 self._batches.delete_many({"session_id": state.session_id})
                 fresh = True
-            self._write(changes, fresh=fresh)
+            self._write(changes, summary, fresh=fresh)
 
     # -- sessions catalogue (beyond the protocol) ------------------------------------------
 
@@ -215,11 +223,13 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
         stray items and batches are removed then, or by the next first save under that id.
         """
         validate_session_id(session_id)
+        self._summaries.forget(session_id)
 
         def delete() -> bool:
             found = self._sessions.delete_one({"session_id": session_id}).deleted_count > 0
             self._items.delete_many({"session_id": session_id})
             self._batches.delete_many({"session_id": session_id})
+            self._summary_docs.delete_one({"_id": session_id})
             return found
 
         return self._call("delete", delete, StateWriteError)
@@ -228,14 +238,18 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
 
     def _read(
         self, session_id: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    ) -> (
+        tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]
+        | None
+    ):
         meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
         if meta is None:
             return None
         hidden = {"_id": 0, "session_id": 0}
         items = list(self._items.find({"session_id": session_id}, hidden))
         batches = list(self._batches.find({"session_id": session_id}, hidden))
-        return meta, items, batches
+        summary = self._summary_docs.find_one({"_id": session_id}, _HIDDEN)
+        return meta, items, batches, summary
 
     def _call(
         self, doing: str, operation: Callable[[], T], kind: type[StateError] = StateError
@@ -250,7 +264,9 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
                 what=f"MongoDB {doing}",
             )
 
-    def _write(self, changes: StateChanges, *, fresh: bool = False) -> None:
+    def _write(
+        self, changes: StateChanges, summary: dict[str, Any] | None, *, fresh: bool = False
+    ) -> None:
         session_id = changes.session_id
         one_call = self._client_bulk_write()
         ops: list[tuple[Any, Any]] = []  # (collection, operation)
@@ -304,6 +320,9 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
                 {"$set": changes.meta},
                 upsert=True,
             )
+        if summary is not None:  # last: on older servers, after the records it counts
+            kind, args, kwargs = self._summary_write(session_id, summary)
+            add(self._summary_docs, kind, *args, **kwargs)
         if one_call:
             self._client.bulk_write([op for _, op in ops], ordered=False)
             return
@@ -340,51 +359,5 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts):
         refuse_other_session(stored, state, f"MongoDB {self.database_name}")
         return True
 
-    def _errors(self, doing: str, kind: type[StateError] = StateError) -> _MongoErrors:
-        return _MongoErrors(self, doing, kind)
-
-
-class _MongoErrors:
-    """Turn driver errors into one line naming the server, never the URI."""
-
-    def __init__(self, backend: MongoBackend, doing: str, kind: type[StateError]) -> None:
-        self.backend, self.doing, self.kind = backend, doing, kind
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
-    ) -> None:
-        if error is None or not isinstance(error, PyMongoError):
-            return
-        where = self.backend._where
-        if isinstance(error, ConnectionFailure):
-            raise StateUnavailableError(
-                f"the state store is out of reach: MongoDB at {where} is unreachable "
-                f"({type(error).__name__}, retried for {self.backend.retry_seconds:g} s); "
-                "progress up to the last checkpoint is saved: run the same command again once "
-                "it is back"
-            ) from None
-        if isinstance(error, OperationFailure) and error.code in (13, 18):
-            message = f"MongoDB at {where} refused the credentials in Q2GOOGLE_STATE_URI"
-        else:
-            message = f"MongoDB at {where}: {self.doing} failed ({type(error).__name__})"
-        raise self.kind(message) from None
-
-
-def _uri_wait_seconds(query: dict[str, list[str]]) -> float:
-    """How long to retry an unreachable server: the URI's ``serverSelectionTimeoutMS`` (the
-    user's own bound on waiting for MongoDB) when it sets one, else the default."""
-    for value in query.get("serverselectiontimeoutms", []):
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            break
-    return DEFAULT_RETRY_SECONDS
-
-
-def _host_of(uri: str) -> str:
-    """The host part of a MongoDB URI, without user or password."""
-    netloc = urlsplit(uri).netloc
-    return netloc.rpartition("@")[2] or "?"
+    def _errors(self, doing: str, kind: type[StateError] = StateError) -> MongoErrors:
+        return MongoErrors(self._where, self.retry_seconds, doing, kind)
