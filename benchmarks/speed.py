@@ -33,19 +33,15 @@ import json
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+from transfer import sync_library  # benchmarks/ is the script's directory
 
-from q2google.config import DEFAULT_RAW_UPLOAD_MAX_BYTES, Q2GoogleSettings
-from q2google.gopro import GoProCloudClient
-from q2google.photos import GooglePhotosClient
+from q2google.config import DEFAULT_RAW_UPLOAD_MAX_BYTES
 from q2google.sandbox.library import SandboxLibrary, parse_size
 from q2google.sandbox.process import serve_process
-from q2google.state.local import JsonFileBackend
-from q2google.sync import GoProToPhotosSync
 
 BATCH = 50
 """Items per batchCreate (Google's most)."""
@@ -57,25 +53,6 @@ class Case(NamedTuple):
     name: str
     library: str
     cap: int | None
-
-
-async def q2google_sync(env: dict[str, str], state_dir: Path, concurrency: int) -> None:
-    """One q2google sync of the whole sandbox library."""
-    settings = Q2GoogleSettings(
-        gopro_api_url=env["Q2GOOGLE_GOPRO_API_URL"],
-        photos_api_url=env["Q2GOOGLE_PHOTOS_API_URL"],
-        google_token_file=Path(env["Q2GOOGLE_GOOGLE_TOKEN_FILE"]),
-        state_dir=state_dir,
-        transfer_concurrency=concurrency,
-    )
-    async with (
-        GoProCloudClient.from_settings(settings, access_token=env["GP_ACCESS_TOKEN"]) as gopro,
-        GooglePhotosClient.from_settings(settings) as photos,
-    ):
-        sync = GoProToPhotosSync(gopro, photos, JsonFileBackend(state_dir), settings)
-        await sync.sync_date_range(
-            datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC), session_id="bench"
-        )
 
 
 async def reference(
@@ -230,7 +207,7 @@ def run_case(case: Case, concurrency: int) -> str:
         tempfile.TemporaryDirectory(prefix="q2google-speed-") as state_dir,
     ):
         started = time.perf_counter()
-        asyncio.run(q2google_sync(served.env, Path(state_dir), concurrency))
+        asyncio.run(sync_library(served.env, Path(state_dir), concurrency))
         walls.append(time.perf_counter() - started)
         token = json.loads(Path(served.env["Q2GOOGLE_GOOGLE_TOKEN_FILE"]).read_text())
         for largest_first in (False, True):

@@ -32,7 +32,8 @@ from q2google.testing.memory import peak_rss_mib
 PHOTOS = "photos=400,photo_size=1MiB,seed=5"
 
 
-async def _sync(env: dict[str, str], state_dir: Path, concurrency: int) -> None:
+async def sync_library(env: dict[str, str], state_dir: Path, concurrency: int) -> None:
+    """One q2google sync of the whole sandbox library (``env``: the sandbox's variables)."""
     settings = Q2GoogleSettings(
         gopro_api_url=env["Q2GOOGLE_GOPRO_API_URL"],
         photos_api_url=env["Q2GOOGLE_PHOTOS_API_URL"],
@@ -61,7 +62,7 @@ def run_case(case: str, cap: str, concurrency: int) -> None:
         tempfile.TemporaryDirectory(prefix="q2google-bench-") as state_dir,
     ):
         started = time.perf_counter()
-        asyncio.run(_sync(served.env, Path(state_dir), concurrency))
+        asyncio.run(sync_library(served.env, Path(state_dir), concurrency))
         wall = time.perf_counter() - started
     print(
         f"{case:>12}: {total / 1024**2:8.0f} MiB in {wall:6.1f} s, ideal {ideal:6.1f} s "
