@@ -13,7 +13,10 @@ Builds a sandbox library of N tiny photos (served from this process), then runs 
 - ``q2google sessions list``: seconds, peak RSS;
 - the state's size (on disk for JSON, MongoDB's ``dataSize`` otherwise).
 
-Peak RSS is the child's own (``wait4``), so the sandbox in this process does not count.
+Peak RSS is the child's own (``wait4`` in a small launcher process, so neither the sandbox
+nor a database in this process counts).
+Children run with Python's compiled-module cache on (as a user's installation has it), warmed
+by one ``q2google --help`` before the first measured run.
 ``--state-uri`` picks the backend as ``Q2GOOGLE_STATE_URI`` does (JSON files when unset);
 ``--mongo`` starts the test suite's MongoDB wire-protocol server (SecantusDB) for it.
 """
@@ -58,26 +61,38 @@ class Measure:
     stderr: str
 
 
+_LAUNCHER = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{usage.ru_maxrss} {seconds}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs and measures the command from a small process: Linux counts a child's peak RSS from
+its fork, so a child forked by this process (a sandbox of N files, perhaps a database)
+would report at least this process's size."""
+
+
 def run_child(args: list[str], env: dict[str, str], cwd: Path) -> Measure:
     """Run ``q2google ARGS`` and measure its wall time and its own peak RSS."""
     executable = shutil.which("q2google")
     if executable is None:
         sys.exit("q2google is not installed in this environment: `uv sync` first")
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [executable, *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stderr is not None
-    stderr = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return Measure(seconds, usage.ru_maxrss / 1024, child.returncode, stderr[-2000:])
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        child = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, report.name, executable, *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        rss_kib, seconds = report.read().split()
+    return Measure(float(seconds), int(rss_kib) / 1024, child.returncode, child.stderr[-2000:])
 
 
 def write_finished_state(settings: Q2GoogleSettings, library: SandboxLibrary) -> None:
@@ -152,6 +167,10 @@ def main() -> None:
         ):
             root = Path(scratch)
             env = {k: v for k, v in os.environ.items() if not k.startswith(("Q2GOOGLE_", "GP_"))}
+            # As on a user's machine: Python keeps its compiled modules (a CI box may say not
+            # to), and they exist before the first measured start.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            run_child(["--help"], env, root)
             env.update(sandbox.environment(sandbox.write_token_file(root / "token.json")))
             env["Q2GOOGLE_STATE_DIR"] = str(root / "sessions")
             if options.state_uri:

@@ -37,6 +37,7 @@ from q2google.state import (
     StageStatus,
     SyncStateBackend,
     build_backend,
+    load_to_run,
     new_session,
     session_lease,
 )
@@ -220,7 +221,7 @@ async def run_session(
         SessionBusyError: Another run holds the session (exit 75); nothing was touched.
     """
     backend = build_backend(settings)
-    stored = await asyncio.to_thread(backend.load, session_id)
+    stored = await asyncio.to_thread(load_to_run, backend, session_id)
     if retry_failed and stored is None:
         raise Q2GoogleError(
             f"no session {session_id!r} in {backend!r}: `q2google sessions list` shows them"
@@ -236,7 +237,7 @@ async def run_session(
     async with session_lease(backend, session_id):
         with _service_errors():
             if retry_failed or widen:  # as it is now: another run may have ended meanwhile
-                stored = await asyncio.to_thread(backend.load, session_id)
+                stored = await asyncio.to_thread(load_to_run, backend, session_id)
             if widen and stored is not None:
                 check_request(session_id, stored, asked, widen=True)
                 await asyncio.to_thread(backend.save, stored)
@@ -274,7 +275,9 @@ async def run_session(
                         await wait_for_quota(stop, clock, metrics)
                         continue
                     break
-        state = await asyncio.to_thread(backend.load, session_id)
+        state = sync.last_state  # as saved: no need to read it again
+        if state is None or state.has_pending_changes:
+            state = await asyncio.to_thread(load_to_run, backend, session_id)
     assert state is not None
     summary = summarize(state)
     return RunSummary(
@@ -349,7 +352,10 @@ async def _report(
     state: SessionState, backend: SyncStateBackend, library: GoProLibrary, cdn: httpx.AsyncClient
 ) -> DryRunReport:
     ledger = DeliveryLedger(backend)
-    delivered = await asyncio.to_thread(ledger.delivered_many, list(state.items))
+    unfinished = [
+        key for key, item in state.items.items() if item.create_status is not StageStatus.COMPLETED
+    ]
+    delivered = await asyncio.to_thread(ledger.delivered_many, unfinished)
     report = DryRunReport(
         state.session_id,
         failures=[

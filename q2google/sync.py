@@ -37,6 +37,7 @@ from q2google.state import (
     StageName,
     StageStatus,
     SyncStateBackend,
+    load_to_run,
     new_session,
 )
 from q2google.state.base import ExclusionKind
@@ -71,6 +72,8 @@ class GoProToPhotosSync:
         settings: Concurrency, batch sizes, ``fail_fast``.
         cdn: HTTP client for GoPro's CDN; one is made per run when ``None``.
         clock: The time: window ends, token ages, the quota day (tests move it).
+        last_state: The session as the last run left it (as saved, settled files left out
+            when the backend can): read its counts without loading it again.
     """
 
     gopro: Any
@@ -79,6 +82,7 @@ class GoProToPhotosSync:
     settings: Q2GoogleSettings = field(default_factory=get_settings)
     cdn: httpx.AsyncClient | None = None
     clock: Clock = SYSTEM_CLOCK
+    last_state: SessionState | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         """Bind the GoPro side to the shared retry policy and prepare the save lock."""
@@ -97,27 +101,39 @@ class GoProToPhotosSync:
             await asyncio.to_thread(ledger.save)
 
     async def _reconcile_with_ledger(self, state: SessionState, ledger: DeliveryLedger) -> None:
-        """Record this session's created items in the ledger (a crash may have left some out)
-        and skip the files an earlier session already delivered (the ledger is asked about
-        this session's files only)."""
-        delivered = await asyncio.to_thread(ledger.delivered_many, list(state.items))
-        recorded, skipped = False, 0
-        for item in state.items.values():
-            if item.create_status is StageStatus.COMPLETED:
-                recorded |= ledger.record(item)
-                continue
+        """Skip the files of this session an earlier session (or a run of this one that died
+        right after recording them) already delivered; the ledger is asked about the files
+        still to create only. A session of an earlier version, which recorded its items after
+        checkpointing them, has its created items recorded first (once)."""
+        if not state.ledger_recorded:
+            created = [i for i in state.items.values() if i.create_status is StageStatus.COMPLETED]
+            news = [ledger.record(item) for item in created]  # every one: no short cut
+            if any(news):
+                await self._save_ledger(ledger)
+            state.ledger_recorded = True
+            await self._persist_state(state)
+        to_create = [
+            item
+            for item in state.items.values()
+            if item.create_status is not StageStatus.COMPLETED
+            and item.discovery_status is StageStatus.COMPLETED
+        ]
+        keys = [item.item_key for item in to_create]
+        delivered = await asyncio.to_thread(ledger.delivered_many, keys) if keys else {}
+        skipped = 0
+        for item in to_create:
             known = delivered.get(item.item_key)
-            if known is None or item.discovery_status is not StageStatus.COMPLETED:
+            if known is None:
                 continue
             item.media_item_id, item.upload_token = known, None
             item.create_status = StageStatus.COMPLETED
             if item.transfer_status is not StageStatus.COMPLETED:
                 item.transfer_status = StageStatus.SKIPPED
             skipped += 1
-        if recorded:
-            await self._save_ledger(ledger)
         if skipped:
-            logger.info("%d files were delivered by an earlier session; not sent again", skipped)
+            logger.info(
+                "%d files were already delivered (the ledger says so); not sent again", skipped
+            )
             await self._persist_state(state)
 
     def _claims(self, state: SessionState, ledger: DeliveryLedger) -> Claim:
@@ -141,8 +157,9 @@ class GoProToPhotosSync:
         return claim
 
     async def _load_or_start(self, session_id: str, **window: Any) -> SessionState:
-        """The stored session, or a new one (checkpointed at once) with ``window``."""
-        state = await asyncio.to_thread(self.state_backend.load, session_id)
+        """The stored session (without its settled files when the backend can leave them
+        out), or a new one (checkpointed at once) with ``window``."""
+        state = await asyncio.to_thread(load_to_run, self.state_backend, session_id)
         if state is None:
             state = new_session(session_id, **window)
             await self._persist_state(state)
@@ -214,7 +231,7 @@ class GoProToPhotosSync:
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
         metrics = transfer_metrics if transfer_metrics is not None else SyncTransferMetrics()
         now = self.clock.now()
-        state = await self._load_or_start(
+        state = self.last_state = await self._load_or_start(
             session_id,
             start_date_iso=utc_text(start_date),
             end_date_iso=utc_text(end_date or max(now, start_date)),

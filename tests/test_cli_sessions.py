@@ -223,8 +223,9 @@ def test_a_corrupt_session_is_listed_as_such_and_can_be_deleted(
         assert code == 0, err
     sessions = tmp_path / "sessions"
     (sessions / "bad" / "meta.json").write_text("{ torn")
-    torn_item = sorted((sessions / "torn-item" / "items").glob("*.json"))[0]
-    torn_item.write_text('{"media_id": ')
+    torn_item = sessions / "torn-item" / "journal.jsonl"  # a damaged line before the last commit
+    lines = torn_item.read_bytes().splitlines(keepends=True)
+    torn_item.write_bytes(b"".join([lines[0], b'{"item": {"media_id": \n', *lines[2:]]))
     (sessions / "torn-item" / "summary.json").unlink()  # as 0.1.0 left it: read from its items
     (sessions / "torn-summary" / "summary.json").write_text('{"files": ')
     listed = q2google("sessions", "list", env=user_env)

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,30 +67,51 @@ def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_layout_is_one_directory_per_session(backend: JsonFileBackend) -> None:
+def _journal_lines(backend: JsonFileBackend, session_id: str) -> list[dict[str, Any]]:
+    path = backend.state_dir / session_id / "journal.jsonl"
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_layout_is_one_journal_per_session(backend: JsonFileBackend) -> None:
     state = sample_session("trip", items=4)
     backend.save(state)
     directory = backend.state_dir / "trip"
-    assert (directory / "meta.json").is_file()
-    assert len(list((directory / "items").glob("*.json"))) == 4
-    assert sorted(p.name for p in (directory / "batches").iterdir()) == ["0.json", "1.json"]
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "journal.jsonl",
+        "meta.json",
+        "summary.json",
+    ], "no temporary file left behind, no directory per kind of record"
     meta = json.loads((directory / "meta.json").read_text())
     assert meta["session_id"] == "trip"
+    assert meta["schema_version"] == 3, "the journal layout: refused by older versions"
     assert "items" not in meta
-    assert not list(directory.rglob(".*")), "temporary files were left behind"
+    lines = _journal_lines(backend, "trip")
+    assert [next(iter(line)) for line in lines] == ["meta", "batch", "batch"] + ["item"] * 4 + [
+        "commit"
+    ]
+    assert lines[-1] == {"commit": 7}
+    assert lines[0]["meta"] == state.meta_dict()
+    assert lines[3]["item"] == state.items["burst0-0"].to_dict()
 
 
-def test_save_rewrites_only_what_changed(backend: JsonFileBackend) -> None:
+def test_a_checkpoint_appends_what_changed_and_rewrites_no_file(backend: JsonFileBackend) -> None:
     state = sample_session("trip", items=50)
     backend.save(state)
     before = _snapshot(backend.state_dir)
+    size = (backend.state_dir / "trip" / "journal.jsonl").stat().st_size
 
     state.items["media000010-0"].upload_offset = 1_048_576
     backend.save(state)
     after = _snapshot(backend.state_dir)
 
     changed = {name for name in after if after[name] != before.get(name)}
-    assert changed == {f"trip/items/{JsonFileBackend.item_file_name('media000010-0')}"}
+    assert changed == {"trip/journal.jsonl"}
+    assert after["trip/journal.jsonl"][0] == before["trip/journal.jsonl"][0], "appended to"
+    appended = (backend.state_dir / "trip" / "journal.jsonl").read_bytes()[size:]
+    assert [json.loads(line) for line in appended.splitlines()] == [
+        {"item": state.items["media000010-0"].to_dict()},
+        {"commit": 1},
+    ]
 
 
 def test_meta_is_rewritten_only_when_it_changes(backend: JsonFileBackend) -> None:
@@ -132,12 +154,16 @@ def test_bad_session_ids_are_refused_before_any_path_is_built(
 
 def test_corrupt_files_are_named_and_left_untouched(backend: JsonFileBackend) -> None:
     backend.save(sample_session("trip"))
-    victim = backend.state_dir / "trip" / "items" / JsonFileBackend.item_file_name("burst0-1")
-    victim.write_bytes(b'{"item_key": "burst0-1", "media_id": ')
-    with pytest.raises(StateCorruptError, match=r"burst0-1.*not valid JSON") as caught:
+    victim = backend.state_dir / "trip" / "journal.jsonl"
+    lines = victim.read_bytes().splitlines(keepends=True)
+    lines[4] = b'{"item": {"item_key": "burst0-1", "media_id": \n'
+    torn = b"".join(lines)
+    victim.write_bytes(torn)
+    with pytest.raises(StateCorruptError, match=r"journal\.jsonl: line 5: not valid") as caught:
         backend.load("trip")
+    assert str(victim) in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert victim.read_bytes() == b'{"item_key": "burst0-1", "media_id": '
+    assert victim.read_bytes() == torn
 
 
 @pytest.mark.parametrize(
@@ -163,13 +189,16 @@ def test_corrupt_meta_is_a_one_line_error(
     assert meta.read_bytes() == payload
 
 
-def test_invalid_item_field_names_the_file_and_field(backend: JsonFileBackend) -> None:
+def test_invalid_item_field_names_the_file_line_and_field(backend: JsonFileBackend) -> None:
     backend.save(sample_session("trip"))
-    path = backend.state_dir / "trip" / "items" / JsonFileBackend.item_file_name("burst0-2")
-    data = json.loads(path.read_text())
-    data["transfer_status"] = "exploded"
-    path.write_text(json.dumps(data))
-    with pytest.raises(StateCorruptError, match=r"burst0-2.*transfer_status"):
+    path = backend.state_dir / "trip" / "journal.jsonl"
+    lines = path.read_bytes().splitlines()
+    data = json.loads(lines[5])
+    assert data["item"]["item_key"] == "burst0-2"
+    data["item"]["transfer_status"] = "exploded"
+    lines[5] = json.dumps(data).encode()
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(StateCorruptError, match=r"journal\.jsonl: line 6: .*transfer_status"):
         backend.load("trip")
 
 
@@ -183,33 +212,26 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_the_next_save_completes
         item.create_status = StageStatus.COMPLETED
     state.set_stage(StageName.CREATE, StageStatus.COMPLETED)
 
-    real_replace, calls = os.replace, []
+    real_pwrite = os.pwrite
 
-    def replace_then_fail(src: str, dst: str) -> None:
-        calls.append(dst)
-        if len(calls) == 4:
-            raise OSError(28, "No space left on device")
-        real_replace(src, dst)
+    def half_then_full_disk(fd: int, data: bytes, offset: int) -> int:
+        real_pwrite(fd, bytes(data)[: len(data) // 2], offset)  # torn midway through a line
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", replace_then_fail)
+    monkeypatch.setattr(os, "pwrite", half_then_full_disk)
     impatient = JsonFileBackend(backend.state_dir, retry_seconds=0)  # one try, no retry
     with pytest.raises(StateUnavailableError, match="No space left on device") as caught:
         impatient.save(state)
     assert caught.value.exit_code == EXIT_TRY_LATER
     assert "progress up to the last checkpoint is saved" in str(caught.value)
-    monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
 
     torn = backend.load("trip")
     assert torn is not None, "the previous checkpoint must stay loadable"
-    assert torn.stages == SessionState.from_dict(previous).stages, "meta is written last"
-    assert {item.create_status for item in torn.items.values()} <= {
-        StageStatus.COMPLETED,
-        StageStatus.PENDING,
-        StageStatus.SKIPPED,
-    }
+    assert torn.to_dict() == SessionState.from_dict(previous).to_dict(), "and be exactly it"
     assert not list(backend.state_dir.rglob(".*.tmp")), "temporary file left behind"
 
-    backend.save(state)
+    impatient.save(state)  # the same backend, the changes still pending
     stored = backend.load("trip")
     assert stored is not None
     assert stored.to_dict() == state.to_dict()
@@ -256,8 +278,9 @@ def test_unfinished_first_save_is_not_a_session_and_is_cleared(backend: JsonFile
 
 def test_state_files_are_private(backend: JsonFileBackend) -> None:
     backend.save(sample_session("trip"))
-    modes = {path.stat().st_mode & 0o777 for path in backend.state_dir.rglob("*.json")}
-    assert modes == {0o600}
+    files = [path for path in backend.state_dir.rglob("*") if path.is_file()]
+    assert {path.name for path in files} >= {"journal.jsonl", "meta.json", "summary.json"}
+    assert {path.stat().st_mode & 0o777 for path in files} == {0o600}
 
 
 ORIGINAL_FORM = {  # as the original q2google (schema 1) wrote it: items keyed by file name
@@ -356,9 +379,12 @@ def test_original_directory_layout_is_read_and_migrated_on_save(
     directory = _write_original_directory(backend.state_dir)
     state = _check_migrated(backend.load("old-run"))
     backend.save(state)
-    names = sorted(path.name for path in (directory / "items").iterdir())
-    assert names == sorted(JsonFileBackend.item_file_name(key) for key in ("m1-0", "m1-1"))
-    again = backend.load("old-run")
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "journal.jsonl",
+        "meta.json",
+        "summary.json",
+    ], "the original layout's directories are gone"
+    again = JsonFileBackend(backend.state_dir).load("old-run")
     assert again is not None
     assert again.to_dict() == state.to_dict()
     assert not again.has_pending_changes

@@ -265,7 +265,8 @@ def test_twelve_kill_9_at_random_moments_then_a_final_run(sandbox: Sandbox, tmp_
     import random
     import subprocess
     import sys
-    import time
+
+    from tests.kills import kill_after_sandbox_sees
 
     repo = Path(__file__).resolve().parent.parent
     env = {
@@ -279,13 +280,17 @@ def test_twelve_kill_9_at_random_moments_then_a_final_run(sandbox: Sandbox, tmp_
     }
     command = [sys.executable, "-m", "tests.sync_child"]
     rng = random.Random(20261123)
-    for _ in range(12):
+    for run in range(12):
         child = subprocess.Popen(
             command, env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.8, 3.5))  # start-up takes ~0.7 s: most kills hit transfer
-        child.kill()
-        child.wait()
+        # Moments chosen by what the sandbox sees (a loaded machine starts slowly): after
+        # some upload requests, mostly mid-file, and every fourth run at a batchCreate.
+        if run % 4 == 3:
+            kill_after_sandbox_sees(sandbox, child, "batchCreate", delay=rng.uniform(0, 0.05))
+        else:
+            count, delay = rng.randint(1, 6), rng.uniform(0, 0.5)
+            kill_after_sandbox_sees(sandbox, child, "upload", count=count, delay=delay)
     partial = len(sandbox.snapshot()["mediaItems"])
     sandbox.set_faults("")
     final = subprocess.run(

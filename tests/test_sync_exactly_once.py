@@ -18,6 +18,7 @@ import pytest
 from q2google.sandbox import Sandbox, SandboxLibrary
 from q2google.sessions import summarize
 from tests.cli import q2google
+from tests.kills import kill_after_sandbox_sees
 from tests.test_sync import assert_exactly_once, run_sync, stored_state
 
 LIBRARY = SandboxLibrary.generated(
@@ -65,13 +66,20 @@ def test_ten_kill_9_some_inside_create_then_one_clean_run(sandbox: Sandbox, tmp_
     }
     command = [sys.executable, "-m", "tests.sync_child"]
     rng = random.Random(20261201)
-    for _ in range(10):
+    for run in range(10):
         child = subprocess.Popen(
             command, env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.8, 2.0))  # start-up takes ~0.7 s
-        child.kill()
-        child.wait()
+        # Killed by what the sandbox sees, not by the clock (a loaded machine starts slowly):
+        # most runs die inside a batchCreate (Google commits it 0.4 s after it arrives, the
+        # client gone or not), the others during an upload.
+        inside_create = run % 3 != 2
+        kill_after_sandbox_sees(
+            sandbox,
+            child,
+            "batchCreate" if inside_create else "upload",
+            delay=rng.uniform(0.0, 0.35 if inside_create else 0.2),
+        )
     partial = len(items_of(sandbox))
     sandbox.set_faults("")
     final = subprocess.run(

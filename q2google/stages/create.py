@@ -77,7 +77,9 @@ class CreateStage:
         photos: Google Photos.
         persist: Saves a checkpoint.
         library_batch_size: Items per batchCreate call (1 to 50).
-        on_created: Awaited with the items each batch created (after its checkpoint).
+        on_created: Awaited with the items each batch created, before its checkpoint (the
+            delivery ledger records them first: a crash in between leaves them recorded,
+            and the next run finds them there).
         clock: The time now (tests move it).
     """
 
@@ -162,7 +164,7 @@ class CreateStage:
         found = await self._find(set(sought), state.album_id)
         for batch in uncertain:
             batch.status = StageStatus.COMPLETED
-            if batch.error is None:
+            if batch.error is None and any(key in sought for key in batch.item_keys):
                 batch.error = ErrorRecord(stage=StageName.CREATE, message="answer lost")
         created = []
         for key, item in sought.items():
@@ -176,6 +178,8 @@ class CreateStage:
                     self._queue(item)
                 else:
                     self._upload_again(item)
+        if created and self.on_created is not None:  # recorded before checkpointed
+            await self.on_created(created)
         await self.persist(state)
         if sought:
             logger.info(
@@ -183,8 +187,6 @@ class CreateStage:
                 len(found),
                 len(sought) - len(found),
             )
-        if created and self.on_created is not None:
-            await self.on_created(created)
 
     async def _find(self, sought: set[str], album_id: str | None) -> dict[str, str]:
         """The media item ids of the files ``sought`` (item keys) that are in Google Photos.
@@ -266,10 +268,10 @@ class CreateStage:
             storage_full |= self._record(item, result)
         batch.responses = tuple(result.to_api() for result in results)
         batch.status = StageStatus.COMPLETED if all(r.ok for r in results) else StageStatus.FAILED
-        await self.persist(state)
         created = [item for item in items if item.create_status is StageStatus.COMPLETED]
-        if created and self.on_created is not None:
+        if created and self.on_created is not None:  # recorded before checkpointed
             await self.on_created(created)
+        await self.persist(state)
         if storage_full:
             raise StorageFullError()
 

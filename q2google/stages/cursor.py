@@ -75,7 +75,7 @@ class WindowWalk:
         self.start, self.end = start.astimezone(UTC), end.astimezone(UTC)
         self.record = record
         self.checkpoint = checkpoint
-        self.known = {item.media_id for item in state.items.values()}
+        self.known = state.known_media_ids()
 
     async def run(self) -> WalkResult:
         """Walk down to the window's start; the cursor is ``None`` once it is done."""
@@ -127,6 +127,10 @@ def media_in_window(state: SessionState, start: datetime, end: datetime) -> int:
         moment = _moment(item.captured_at) if item.captured_at else None
         if moment is None or start <= moment < end:
             inside.add(item.media_id)
+    for key, settled in state.settled.items():
+        moment = _moment(settled.captured_at) if settled.captured_at else None
+        if moment is None or start <= moment < end:
+            inside.add(key.rpartition("-")[0])
     return len(inside)
 
 

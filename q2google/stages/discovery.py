@@ -126,7 +126,7 @@ class DiscoveryStage:
         logger.info(
             "listed the window: %s media in it now, %d files in the session, %d new",
             walk.total_items,
-            len(state.items),
+            len(state.items) + len(state.settled),
             state.listing_new,
         )
         state.listings += 1
@@ -215,14 +215,17 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
     if len(files) == 1 and files[0].url is None and files[0].verdict is not Verdict.DELIVER:
         whole = files[0]  # said of the whole media: every file of it still pending hears it
         index = 1
-        while (known := state.items.get(make_item_key(row.media_id, index))) is not None:
-            if _pending(known):
+        while state.knows(key := make_item_key(row.media_id, index)):
+            known = state.items.get(key)  # settled files are not pending
+            if known is not None and _pending(known):
                 _describe_item(known, replace(whole, file_name=known.file_name), None)
                 known.media_size_bytes = row.file_size
             index += 1
     for entry in files:
         key = make_item_key(entry.media_id, entry.file_index)
         item = state.items.get(key)
+        if item is None and key in state.settled:
+            continue  # delivered, nothing left to do
         if item is None:
             item = state.add_item(
                 ItemState(

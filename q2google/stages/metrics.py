@@ -87,13 +87,14 @@ class SyncTransferMetrics:
     def count(self, state: SessionState) -> None:
         """Recount the file counters from the session."""
         outcomes = [item_outcome(item) for item in state.items.values()]
-        self.files_total = len(outcomes) - outcomes.count(SKIPPED) - outcomes.count(GONE)
-        self.files_sent = sum(
+        settled = len(state.settled)  # delivered, left out of memory
+        self.files_total = settled + len(outcomes) - outcomes.count(SKIPPED) - outcomes.count(GONE)
+        self.files_sent = settled + sum(
             item.create_status is StageStatus.COMPLETED
             or item.transfer_status is StageStatus.COMPLETED
             for item in state.items.values()
         )
-        self.files_done = outcomes.count(COMPLETED)
+        self.files_done = settled + outcomes.count(COMPLETED)
         self.files_failed = outcomes.count(FAILED)
         self.files_skipped = outcomes.count(SKIPPED)
         self.files_deferred = outcomes.count(DEFERRED)

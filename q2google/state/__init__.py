@@ -36,11 +36,13 @@ from q2google.state.base import (
     new_session,
     validate_session_id,
 )
-from q2google.state.claims import LedgerClaims
+from q2google.state.claims import LedgerClaims, LedgerLookups, LedgerRepair
 from q2google.state.lease import FileLeases, LeaseHolder, SessionLeasing, session_lease
 from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
+from q2google.state.protocol import UnsettledLoading, load_to_run
 from q2google.state.request_counts import MemoryRequestCounts, RequestCounts
+from q2google.state.settled import SettledItem
 from q2google.state.summary import StoredSummary
 from q2google.state.summary_store import SessionSummaries
 
@@ -60,19 +62,24 @@ __all__ = [
     "JsonFileBackend",
     "LeaseHolder",
     "LedgerClaims",
+    "LedgerLookups",
+    "LedgerRepair",
     "MemoryRequestCounts",
     "RequestCounts",
     "SessionCatalog",
     "SessionLeasing",
     "SessionState",
     "SessionSummaries",
+    "SettledItem",
     "StageName",
     "StageStatus",
     "StateChanges",
     "StoredSummary",
     "SyncStateBackend",
+    "UnsettledLoading",
     "build_backend",
     "known_schemes",
+    "load_to_run",
     "make_item_key",
     "new_session",
     "session_lease",

@@ -2,64 +2,69 @@
 
 Layout under the state directory, one subdirectory per session::
 
-    {state_dir}/{session_id}/meta.json          session metadata and stage statuses
-    {state_dir}/{session_id}/items/{item}.json  one file per ItemState
-    {state_dir}/{session_id}/batches/{n}.json   one file per BatchState
-    {state_dir}/{session_id}/summary.json       the session's counts, for ``sessions list``
+    {state_dir}/{session_id}/meta.json       session metadata; marks the directory a session
+    {state_dir}/{session_id}/journal.jsonl   the session's checkpoints, appended
+    {state_dir}/{session_id}/summary.json    the session's counts, for ``sessions list``
 
-Every file is replaced atomically (temporary file in the same directory, flush, fsync,
-``os.replace``, then one fsync of each directory touched), so a crash at any instant leaves
-each file either as it was or as it is now. A save writes only what changed since the last
-one. ``meta.json`` is written after the items and batches (only ``summary.json``, derived from
-them, comes after it): a session directory without it is an unfinished first save and is not
-a session. Sessions stored by older versions as a flat ``{session_id}.json``
-are read transparently and moved to the layout above on their next save.
+A save appends what changed (its records, and the metadata if it changed) to the journal as
+one checkpoint, in one write, then fsyncs it: a checkpoint is one append and one fsync, a crash
+leaves the previous checkpoint or the new one, and a load reads one file (see
+:mod:`q2google.state.local_journal`). The journal is rewritten, compact, when it grows much
+larger than the session. It is the truth; ``meta.json`` is a copy of its metadata (with the
+layout's ``schema_version``, 3), replaced atomically *before* the journal when the metadata
+changes, so that a summary made before that checkpoint is not trusted after it (see
+:mod:`q2google.state.local_writing` for the order of the writes). A session's first save writes
+the journal, then ``meta.json``: a directory without it is an unfinished first save and is not
+a session.
+
+Sessions stored by older versions are read as they are and moved to the journal on their next
+save that changes something: one file per record (``items/{item}.json``,
+``batches/{n}.json``; schema version 2), the original q2google's directory (schema version
+1), or a flat ``{session_id}.json``. The journal is written first, then ``meta.json`` (until
+it is, the old files are the session), then the old directories are removed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import secrets
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import url2pathname
 
-import pydantic_core
-
 from q2google.errors import StateCorruptError, StateWriteError, UnknownBackendError
 from q2google.state.base import (
     SCHEMA_VERSION,
-    BatchState,
-    ItemState,
     SessionState,
-    StateChanges,
     refuse_other_session,
     validate_session_id,
 )
+from q2google.state.ledger import LEDGER_SESSION_ID
 from q2google.state.local_counts import JsonRequestCounts
 from q2google.state.local_files import (
-    BATCHES_DIR,
-    ITEM_FILE_RE,
-    ITEMS_DIR,
+    JOURNAL_LAYOUT_VERSION,
     META_FILE,
     SUMMARY_FILE,
-    json_files,
-    parse_record,
+    gc_paused,
+    layout_of,
+    meta_from_file,
     read_flat_file,
-    read_json,
     read_meta,
-    read_original_directory,
+    read_old_layout,
     read_summary,
     safe_ids,
 )
+from q2google.state.local_journal import JOURNAL_FILE, read_journal
 from q2google.state.local_ledger import JsonLeasesAndClaims
 from q2google.state.local_summary import JsonSessionSummaries
+from q2google.state.local_writing import JsonSessionWriting, TrackedJournal
 from q2google.state.retrying import DEFAULT_RETRY_SECONDS
+from q2google.state.settled import settled_item, settles
 from q2google.state.summary_store import SummaryKeeper
 
 if TYPE_CHECKING:
@@ -69,16 +74,17 @@ logger = logging.getLogger(__name__)
 
 MIGRATED_SUFFIX = ".migrated"
 _MAX_READABLE_NAME = 120
-_PARALLEL_WRITES_FROM = 64
-_WRITER_THREADS = 8
-
+_OLD_LAYOUT_READS = 3
+"""Reads of a session in an older layout, while its migration replaces it under the reader."""
 
 _DELETED_PREFIX = ".deleted-"
 """Hidden name of a session directory being deleted."""
 
 
-class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummaries):
-    """Checkpoint sessions as a directory of JSON files each.
+class JsonFileBackend(
+    JsonSessionWriting, JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummaries
+):
+    """Checkpoint sessions as a directory each: an append-only journal and two JSON files.
 
     Also a :class:`~q2google.state.SessionLeasing` (OS file locks), a
     :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.local_ledger`), a
@@ -104,6 +110,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummari
         self.durable = durable
         self.retry_seconds = retry_seconds
         self._summaries = SummaryKeeper()
+        self._tracked: dict[str, TrackedJournal] = {}
 
     def __repr__(self) -> str:
         return f"JsonFileBackend({str(self.state_dir)!r})"
@@ -162,21 +169,31 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummari
 
         Raises:
             InvalidSessionIdError: The id is not allowed.
-            StateCorruptError: A stored file is unreadable; it names the file, and nothing is
-                written or repaired.
+            StateCorruptError: A stored file is unreadable; it names the file (and the line of
+                the journal), and nothing is written or repaired.
             StateUnavailableError: The disk kept failing (an I/O error) past the retries.
         """
         self.session_dir(session_id)
         return self._retrying(lambda: self._load_once(session_id), "read", session_id)
 
-    def _load_once(self, session_id: str) -> SessionState | None:
+    def load_unsettled(self, session_id: str) -> SessionState | None:
+        """Read a session without its settled files (:mod:`q2google.state.settled`): the
+        journal is read once, and only the files still to do are built. Sessions in an older
+        layout are read whole. It raises what :meth:`load` raises."""
+        self.session_dir(session_id)
+        return self._retrying(
+            lambda: self._load_once(session_id, unsettled=True), "read", session_id
+        )
+
+    def _load_once(self, session_id: str, *, unsettled: bool = False) -> SessionState | None:
         directory = self.session_dir(session_id)
         meta_path = directory / META_FILE
-        if meta_path.is_file():
-            return self._load_directory(session_id, directory)
-        legacy = self.legacy_file(session_id)
-        if legacy.is_file():
-            return read_flat_file(session_id, legacy)
+        with gc_paused():
+            if meta_path.is_file():
+                return self._load_directory(session_id, directory, unsettled=unsettled)
+            legacy = self.legacy_file(session_id)
+            if legacy.is_file():
+                return read_flat_file(session_id, legacy)
         return None
 
     def save(self, state: SessionState) -> None:
@@ -192,28 +209,33 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummari
         self._retrying(lambda: self._save_once(state), "write", state.session_id, StateWriteError)
 
     def _save_once(self, state: SessionState) -> None:
+        if state.session_id == LEDGER_SESSION_ID:
+            self._save_ledger(state)
+            return
         directory = self.session_dir(state.session_id)
-        first_save = not (directory / META_FILE).is_file()
-        if first_save:
+        layout, stored = self._stored_layout(directory, state.session_id)
+        if layout is None:
             state.mark_all_dirty()
         with (
             state.pending_changes() as changes,
             self._summaries.checkpoint(state, changes) as summary,
         ):
-            if changes.is_empty and summary is None:
+            tracked = self._tracked.get(state.session_id)
+            chores = tracked is not None and (tracked.meta_behind is not None or tracked.old_dirs)
+            if changes.is_empty and summary is None and not chores:
                 return
-            if changes.full and not first_save:
-                self._refuse_other_session(directory, state)
-            self._write(directory, changes, summary, first_save=first_save)
-        if first_save:
+            if changes.full and layout is not None:
+                stored = stored or read_meta(directory / META_FILE, state.session_id)
+                refuse_other_session(meta_from_file(stored), state, str(self.state_dir))
+            if layout == JOURNAL_LAYOUT_VERSION and not changes.full:
+                if chores or not changes.is_empty:
+                    self._checkpoint(directory, changes, stored)
+            elif layout is None or changes.full or not changes.is_empty:
+                self._rewrite(directory, changes, layout, stored)
+            if summary is not None:  # after what it counts: it never counts what is not stored
+                self._write_file(directory / SUMMARY_FILE, summary)
+        if layout is None:
             self._retire_legacy(state.session_id)
-
-    def _refuse_other_session(self, directory: Path, state: SessionState) -> None:
-        """Refuse to write a whole session over a different one stored under the same id."""
-        stored = read_json(directory / META_FILE)
-        if not isinstance(stored, dict):
-            raise StateCorruptError(f"{directory / META_FILE}: not a JSON object")
-        refuse_other_session(stored, state, str(self.state_dir))
 
     # -- sessions catalogue (beyond the protocol) ----------------------------------------------
 
@@ -245,6 +267,7 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummari
         legacy = self.legacy_file(session_id)
         found = False
         self._summaries.forget(session_id)
+        self._tracked.pop(session_id, None)
         try:
             if directory.is_dir():
                 doomed = self.state_dir / f"{_DELETED_PREFIX}{session_id}.{secrets.token_hex(4)}"
@@ -266,121 +289,78 @@ class JsonFileBackend(JsonLeasesAndClaims, JsonRequestCounts, JsonSessionSummari
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _load_directory(self, session_id: str, directory: Path) -> SessionState:
+    def _load_directory(
+        self, session_id: str, directory: Path, *, unsettled: bool = False
+    ) -> SessionState:
+        """Read a session directory in whichever layout its ``meta.json`` names."""
         meta_path = directory / META_FILE
-        meta = read_meta(meta_path, session_id)
-        version = meta.get("schema_version", 1)
-        if isinstance(version, int) and version < SCHEMA_VERSION:
-            return read_original_directory(directory, meta)
-        items = [
-            parse_record(ItemState, path)
-            for path in json_files(directory / ITEMS_DIR)
-            if ITEM_FILE_RE.search(path.name)
-        ]
-        batches = [parse_record(BatchState, path) for path in json_files(directory / BATCHES_DIR)]
-        try:
-            state = SessionState.from_parts(meta, items, batches)
+        attempt = 1
+        while True:
+            before = _file_identity(meta_path)
+            meta = read_meta(meta_path, session_id)
+            layout = layout_of(meta, meta_path)
+            if layout == JOURNAL_LAYOUT_VERSION:
+                return self._load_journal(session_id, directory, meta, unsettled=unsettled)
+            state = read_old_layout(directory, meta, layout)
+            if _file_identity(meta_path) == before or attempt == _OLD_LAYOUT_READS:
+                break  # else a save moved it to the journal while it was being read
+            attempt += 1
+        if layout == SCHEMA_VERSION:
+            self._summaries.loaded(state, read_summary(directory))
+        return state
+
+    def _load_journal(
+        self, session_id: str, directory: Path, meta: dict[str, Any], *, unsettled: bool = False
+    ) -> SessionState:
+        """Read a session kept in a journal (``meta`` is its ``meta.json``)."""
+        try:  # a copy of the journal's, but what `sessions list` reads: it must be valid too
+            SessionState.from_parts(meta_from_file(meta), (), ())
         except StateCorruptError as error:
-            raise StateCorruptError(f"{meta_path}: {error}") from None
+            raise StateCorruptError(f"{directory / META_FILE}: {error}") from None
+        settle = None
+        if unsettled and settles(meta):
+            album = meta.get("album_title")
+            settle = functools.partial(settled_item, album_title=album if album else None)
+        journal = read_journal(directory / JOURNAL_FILE, settle)
+        state = journal.session()
+        self._track(session_id, directory, journal, meta)
         self._summaries.loaded(state, read_summary(directory))
         return state
 
-    # -- writing -------------------------------------------------------------------------------
-
-    def _write(
-        self,
-        directory: Path,
-        changes: StateChanges,
-        summary: dict[str, Any] | None,
-        *,
-        first_save: bool,
-    ) -> None:
-        items_dir, batches_dir = directory / ITEMS_DIR, directory / BATCHES_DIR
-        if first_save:
-            self._prepare_session_dir(directory)
-        writes: list[tuple[Path, dict[str, Any]]] = [
-            (items_dir / self.item_file_name(key), data) for key, data in changes.items
-        ]
-        writes += [(batches_dir / f"{index}.json", data) for index, data in changes.batches]
-        if len(writes) >= _PARALLEL_WRITES_FROM:
-            # fsync waits on the disk, not the CPU: overlap many of them for a full save.
-            with ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix="q2google-save") as pool:
-                list(pool.map(lambda write: self._write_file(*write), writes))
-        else:
-            for path, data in writes:
-                self._write_file(path, data)
-        legacy = (
-            self._drop_stale(directory, {path.name for path, _ in writes}) if (changes.full) else []
-        )
-        if changes.items or changes.full:
-            self._sync_dir(items_dir)
-        if changes.batches or changes.full:
-            self._sync_dir(batches_dir)
-        if changes.meta is not None:
-            self._write_file(directory / META_FILE, changes.meta)
-        if summary is not None:  # after what it counts: it never counts what is not stored
-            self._write_file(directory / SUMMARY_FILE, summary)
-        if changes.meta is not None or summary is not None:
-            self._sync_dir(directory)
-        for stale in legacy:
-            stale.unlink(missing_ok=True)
-
-    @staticmethod
-    def _drop_stale(directory: Path, kept: set[str]) -> list[Path]:
-        """Delete records a full save no longer has; return the original layout's item files,
-        which its ``meta.json`` still needs until the new one is written."""
-        legacy: list[Path] = []
-        for sub in (directory / ITEMS_DIR, directory / BATCHES_DIR):
-            for stale in json_files(sub):
-                if stale.name in kept:
-                    continue
-                if sub.name == ITEMS_DIR and not ITEM_FILE_RE.search(stale.name):
-                    legacy.append(stale)
-                else:
-                    stale.unlink()
-        return legacy
-
-    def _prepare_session_dir(self, directory: Path) -> None:
-        """Create the session's directories, clearing what an unfinished first save left."""
-        new_root = not self.state_dir.exists()
-        for sub in (directory / ITEMS_DIR, directory / BATCHES_DIR):
-            sub.mkdir(parents=True, exist_ok=True)
-            for leftover in json_files(sub, include_temporary=True):
-                leftover.unlink()
-        if new_root:
-            self._sync_dir(self.state_dir.parent)
-        self._sync_dir(self.state_dir)
-        self._sync_dir(directory)
-
-    def _write_file(self, path: Path, data: dict[str, Any]) -> None:
-        payload = pydantic_core.to_json(data, indent=1)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                if self.durable:
-                    os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-
-    def _sync_dir(self, directory: Path) -> None:
-        if not self.durable:
-            return
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _stored_layout(
+        self, directory: Path, session_id: str
+    ) -> tuple[int | None, dict[str, Any] | None]:
+        """Return the stored session's layout (``None``: none) and its ``meta.json``, which is
+        not read when the journal is the one this backend last read or wrote."""
+        tracked = self._tracked.get(session_id)
+        if tracked is not None:
+            try:
+                if tracked.mark.matches(os.stat(directory / JOURNAL_FILE)):
+                    return JOURNAL_LAYOUT_VERSION, None
+            except FileNotFoundError:
+                pass
+            self._tracked.pop(session_id, None)
+        meta_path = directory / META_FILE
+        if not meta_path.is_file():
+            return None, None
+        meta = read_meta(meta_path, session_id)
+        return layout_of(meta, meta_path), meta
 
     def _retire_legacy(self, session_id: str) -> None:
+        """Set an older version's flat file aside once its session is saved here."""
         legacy = self.legacy_file(session_id)
         if legacy.is_file():
             target = legacy.with_name(legacy.name + MIGRATED_SUFFIX)
             os.replace(legacy, target)
             logger.info(
-                "moved session %s to the directory layout; old file kept as %s", session_id, target
+                "moved session %s to the journal layout; old file kept as %s", session_id, target
             )
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Inode and mtime of a file (``None``: absent), to see it replaced meanwhile."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_mtime_ns

@@ -1,9 +1,14 @@
 """The JSON backend's session summaries: ``summary.json`` beside each session's ``meta.json``.
 
 ``{state_dir}/{session_id}/summary.json`` holds the session's
-:class:`~q2google.state.summary.StoredSummary`. A save writes it after the items, batches and
-``meta.json`` it counts (atomically, like every file), and only when it changed: a checkpoint
-that moves an upload's offset writes no summary.
+:class:`~q2google.state.summary.StoredSummary`. A save writes it after the checkpoint it counts
+(and ``meta.json``), and only when it changed: a checkpoint that moves an upload's offset
+writes no summary. It is replaced atomically but not fsynced, the file it replaces kept to be
+written again the next time (see :func:`~q2google.state.local_writing.replace_derived`): it is
+derived data, trusted only while its ``updated_at`` is the one of ``meta.json`` (which is
+fsynced, and written before the journal when the metadata changes). After a power cut it may
+lag like after a crash between the checkpoint and the summary (see
+:mod:`q2google.state.summary_store`), or be torn, and is then counted again.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from q2google.errors import StateError
-from q2google.state.local_files import META_FILE, read_meta, read_summary
+from q2google.state.local_files import META_FILE, layout_of, meta_from_file, read_meta, read_summary
 from q2google.state.summary import StoredSummary
 from q2google.state.summary_store import SummaryKeeper, current_summary
 
@@ -61,4 +66,5 @@ class JsonSessionSummaries:
         if not meta_path.is_file():
             return None
         meta = read_meta(meta_path, session_id)
-        return current_summary(meta, read_summary(directory), str(meta_path))
+        layout_of(meta, meta_path)  # refuses a newer layout
+        return current_summary(meta_from_file(meta), read_summary(directory), str(meta_path))

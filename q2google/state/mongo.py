@@ -64,6 +64,7 @@ from q2google.state.mongo_lease import (
 )
 from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSummaries
 from q2google.state.retrying import retry_transient
+from q2google.state.settled import SETTLED_FIELDS, SettledItem, settles, split_settled
 from q2google.state.summary_store import SummaryKeeper
 
 if TYPE_CHECKING:
@@ -77,6 +78,9 @@ DEFAULT_DATABASE = "q2google"
 CLIENT_BULK_WRITE_WIRE_VERSION = 25
 """MongoDB 8.0: the first server with the client-level (multi-collection) ``bulkWrite``."""
 _HIDDEN = {"_id": 0}
+_KEYS_PER_QUERY = 10_000
+_Found = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]
+"""A stored session as read: metadata, items, batches and summary."""
 
 
 class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummaries):
@@ -166,16 +170,33 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
         """
         validate_session_id(session_id)
         found = self._call("read", lambda: self._read(session_id))
-        if found is None:
-            return None
+        return None if found is None else self._state(session_id, found, {})
+
+    def load_unsettled(self, session_id: str) -> SessionState | None:
+        """Read a session without its settled files (:mod:`q2google.state.settled`): one
+        query for the few fields that tell and count them, one per 10,000 open files.
+
+        Raises:
+            InvalidSessionIdError: The id is not allowed.
+            StateError: MongoDB is unreachable or refused us (one line, naming the host).
+            StateCorruptError: A stored document is invalid.
+        """
+        validate_session_id(session_id)
+        found = self._call("read", lambda: self._read_unsettled(session_id))
+        return None if found is None else self._state(session_id, *found)
+
+    def _state(
+        self, session_id: str, found: _Found, settled: dict[str, SettledItem]
+    ) -> SessionState:
         meta, items, batches, summary = found
         try:
             state = SessionState.from_parts(
                 meta,
                 [ItemState.from_dict(doc) for doc in items],
                 [BatchState.from_dict(doc) for doc in batches],
+                settled,
             )
-        except StateCorruptError as error:
+        except (StateCorruptError, KeyError) as error:
             raise StateCorruptError(
                 f"MongoDB {self.database_name}, session {session_id!r}: {error}"
             ) from None
@@ -236,17 +257,40 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
 
     # -- internals -------------------------------------------------------------------------
 
-    def _read(
-        self, session_id: str
-    ) -> (
-        tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]
-        | None
-    ):
+    def _read(self, session_id: str) -> _Found | None:
         meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
         if meta is None:
             return None
+        return self._rest(session_id, meta, None)
+
+    def _read_unsettled(self, session_id: str) -> tuple[_Found, dict[str, SettledItem]] | None:
+        meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
+        if meta is None:
+            return None
+        if not settles(meta):
+            return self._rest(session_id, meta, None), {}
+        fields = {"_id": 0, **dict.fromkeys(SETTLED_FIELDS, 1)}
+        marks = self._items.find({"session_id": session_id}, fields)
+        try:
+            open_items, settled = split_settled(marks, album_title=meta.get("album_title"))
+        except (KeyError, TypeError, ValueError) as error:
+            raise StateCorruptError(f"an item is not readable: {error!r}") from None
+        keys = list(open_items)
         hidden = {"_id": 0, "session_id": 0}
-        items = list(self._items.find({"session_id": session_id}, hidden))
+        items = []
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            query = {"session_id": session_id, "item_key": {"$in": chunk}}
+            items += list(self._items.find(query, hidden))
+        return self._rest(session_id, meta, items), settled
+
+    def _rest(
+        self, session_id: str, meta: dict[str, Any], items: list[dict[str, Any]] | None
+    ) -> _Found:
+        """The session's batches and summary, and its items when not read yet."""
+        hidden = {"_id": 0, "session_id": 0}
+        if items is None:
+            items = list(self._items.find({"session_id": session_id}, hidden))
         batches = list(self._batches.find({"session_id": session_id}, hidden))
         summary = self._summary_docs.find_one({"_id": session_id}, _HIDDEN)
         return meta, items, batches, summary

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from q2google.state.base import ItemState
+from q2google.state.records import ItemState
 
 COMPLETED = "completed"
 FAILED = "failed"

@@ -50,3 +50,32 @@ class SessionCatalog(SyncStateBackend, Protocol):
         After a crash midway the session is either still whole or gone from ``load``.
         """
         ...
+
+
+@runtime_checkable
+class UnsettledLoading(SyncStateBackend, Protocol):
+    """A :class:`SyncStateBackend` that can load a session without its settled files
+    (optional; both built-in backends do).
+
+    A run loads its session this way, so its memory and start-up grow with what is still to
+    do, not with the library: see :mod:`q2google.state.settled`.
+    """
+
+    def load_unsettled(self, session_id: str) -> SessionState | None:
+        """Return the stored session with its settled files in
+        :attr:`~q2google.state.SessionState.settled` instead of its items (every file in
+        items when the session :func:`~q2google.state.settled.settles` nothing), or ``None``.
+
+        The state saves like one from :meth:`load`: only its changes are written, and the
+        settled files stay stored as they are.
+        """
+        ...
+
+
+def load_to_run(backend: SyncStateBackend, session_id: str) -> SessionState | None:
+    """Load a session as a run needs it: without its settled files when the backend can
+    leave them out (an :class:`UnsettledLoading`), else whole; it raises what the
+    backend's load raises."""
+    if isinstance(backend, UnsettledLoading):
+        return backend.load_unsettled(session_id)
+    return backend.load(session_id)

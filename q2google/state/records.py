@@ -113,8 +113,11 @@ class _Record(BaseModel):
     def __setattr__(self, name: str, value: Any) -> None:
         """Assign (validated) and mark this record dirty in its session."""
         super().__setattr__(name, value)
-        owner = self._owner
-        if owner is not None and not name.startswith("_"):
+        if name.startswith("_"):
+            return
+        private = self.__pydantic_private__  # read directly: ``self._owner`` is a slow path
+        owner = private.get("_owner") if private is not None else None
+        if owner is not None:
             owner.record_changed(self)
 
     def __eq__(self, other: object) -> bool:

@@ -14,16 +14,15 @@ through :meth:`SessionState.pending_changes`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from q2google.errors import StateCorruptError
+from q2google.errors import StateCorruptError, StateError
+from q2google.state.changes import ChangeTracking
 from q2google.state.encoding import SCHEMA_VERSION, _refuse_newer, migrate_legacy
 from q2google.state.records import (
     BatchState,
@@ -33,48 +32,27 @@ from q2google.state.records import (
     StageStatus,
     _as_utc,
     _describe,
-    _Record,
     utc_now_iso,
     validate_session_id,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class StateChanges:
-    """What a backend must write to bring stored state up to date.
-
-    Attributes:
-        session_id: The session the changes belong to.
-        meta: The session metadata to write, or ``None`` when it has not changed.
-        items: Changed items as ``(item_key, data)`` pairs.
-        batches: Changed batches as ``(batch_index, data)`` pairs.
-        full: The changes are the whole session (a new session, a copy, a migration): the
-            backend must store exactly these records and drop any others it holds for it.
-    """
-
-    session_id: str
-    meta: dict[str, Any] | None
-    items: tuple[tuple[str, dict[str, Any]], ...]
-    batches: tuple[tuple[int, dict[str, Any]], ...]
-    full: bool = False
-
-    @property
-    def is_empty(self) -> bool:
-        """Whether there is nothing to write."""
-        return self.meta is None and not self.items and not self.batches
+from q2google.state.settled import SettledItem
 
 
 def _default_stages() -> dict[StageName, StageStatus]:
     return dict.fromkeys(StageName, StageStatus.PENDING)
 
 
-class SessionState(BaseModel):
+class SessionState(ChangeTracking, BaseModel):
     """Everything a session has done so far, as its backend persists it.
 
     Build a new one with :func:`new_session`; backends rebuild stored ones with
     :meth:`from_dict` or :meth:`from_parts`. Items and batches are read through the read-only
     :attr:`items` and :attr:`batches` views and added with :meth:`add_item` and
     :meth:`add_batch`, so that every change is tracked for the next save.
+
+    A session loaded to run may leave its settled files out (delivered, nothing left to do:
+    see :mod:`q2google.state.settled`): they are in :attr:`settled`, not in :attr:`items`, and
+    such a state saves its changes but cannot be written whole (:meth:`to_dict`).
 
     Attributes:
         schema_version: Version of the stored form.
@@ -100,6 +78,9 @@ class SessionState(BaseModel):
         album_id: Id of that album once found or created.
         album_part: Which of the session's albums is filling: 1 is "Title", 2 "Title (2)"...
             (an album holds at most 20,000 items).
+        ledger_recorded: Every item the session created is in the delivery ledger (a run
+            records them there before its checkpoint says created). ``False`` for sessions of
+            earlier versions, which recorded after it, until a run has checked them all.
     """
 
     model_config = ConfigDict(validate_assignment=True, extra="forbid")
@@ -121,8 +102,10 @@ class SessionState(BaseModel):
     album_title: str | None = None
     album_id: str | None = None
     album_part: int = Field(default=1, ge=1)
+    ledger_recorded: bool = False
 
     _items: dict[str, ItemState] = PrivateAttr(default_factory=dict)
+    _settled: dict[str, SettledItem] = PrivateAttr(default_factory=dict)
     _batches: dict[int, BatchState] = PrivateAttr(default_factory=dict)
     _next_position: int = PrivateAttr(default=0)
     _dirty_items: set[str] = PrivateAttr(default_factory=set)
@@ -149,6 +132,7 @@ class SessionState(BaseModel):
         return (
             self.__dict__ == other.__dict__
             and self._items == other._items
+            and self._settled == other._settled
             and self._batches == other._batches
         )
 
@@ -160,6 +144,21 @@ class SessionState(BaseModel):
     def items(self) -> Mapping[str, ItemState]:
         """Items by key, read-only; add with :meth:`add_item`."""
         return MappingProxyType(self._items)
+
+    @property
+    def settled(self) -> Mapping[str, SettledItem]:
+        """Settled files left out of :attr:`items` by the load, by key, read-only."""
+        return MappingProxyType(self._settled)
+
+    def knows(self, item_key: str) -> bool:
+        """Whether the session holds the file, in :attr:`items` or :attr:`settled`."""
+        return item_key in self._items or item_key in self._settled
+
+    def known_media_ids(self) -> set[str]:
+        """The ids of the media the session holds files of (settled ones too)."""
+        known = {item.media_id for item in self._items.values()}
+        known.update(key.rpartition("-")[0] for key in self._settled)
+        return known
 
     @property
     def batches(self) -> Mapping[int, BatchState]:
@@ -179,7 +178,7 @@ class SessionState(BaseModel):
         Raises:
             KeyError: An item with that key exists and ``replace`` is false.
         """
-        if not replace and item.item_key in self._items:
+        if (not replace and item.item_key in self._items) or item.item_key in self._settled:
             raise KeyError(f"item {item.item_key!r} is already in session {self.session_id!r}")
         previous = self._items.get(item.item_key)
         if item.position < 0:
@@ -216,90 +215,6 @@ class SessionState(BaseModel):
         """Set the session-wide status of ``stage``."""
         self.stages = {**self.stages, stage: status}
 
-    # -- change tracking ---------------------------------------------------------------------
-
-    def record_changed(self, record: _Record) -> None:
-        """Mark an item or batch of this session as changed since the last save."""
-        with self._lock:
-            if isinstance(record, ItemState):
-                self._dirty_items.add(record.item_key)
-            elif isinstance(record, BatchState):
-                self._dirty_batches.add(record.batch_index)
-
-    def mark_item_dirty(self, item_key: str) -> None:
-        """Mark an item changed, after mutating one of its fields in place (``errors``...)."""
-        self.record_changed(self._items[item_key])
-
-    def mark_batch_dirty(self, batch_index: int) -> None:
-        """Mark a batch changed, after mutating one of its fields in place."""
-        self.record_changed(self._batches[batch_index])
-
-    def mark_all_dirty(self) -> None:
-        """Mark everything changed, so the next save writes the whole session.
-
-        Use it to copy a session into another backend, or after migrating an old form.
-        """
-        with self._lock:
-            self._dirty_items.update(self._items)
-            self._dirty_batches.update(self._batches)
-            self._saved_meta = None
-
-    def mark_clean(self) -> None:
-        """Forget all pending changes: the state is exactly what its backend stores."""
-        with self._lock:
-            self._dirty_items.clear()
-            self._dirty_batches.clear()
-            self._saved_meta = self.meta_dict()
-
-    @property
-    def has_pending_changes(self) -> bool:
-        """Whether a save would write anything."""
-        return bool(self._dirty_items or self._dirty_batches or self._meta_changed())
-
-    def _meta_changed(self) -> bool:
-        if self._saved_meta is None:
-            return True
-        current = self.meta_dict()
-        return _without_timestamp(current) != _without_timestamp(self._saved_meta)
-
-    @contextmanager
-    def pending_changes(self) -> Iterator[StateChanges]:
-        """Hand the changes since the last save to a backend, for it to write.
-
-        If the ``with`` block raises (or the process is stopped inside it), the changes stay
-        pending and the next save writes them again. Each changed record is serialized when the
-        block is entered, so mutations made meanwhile are kept for the following save.
-
-        Yields:
-            The changes to write; :attr:`StateChanges.is_empty` when there are none.
-        """
-        with self._lock:
-            item_keys, self._dirty_items = self._dirty_items, set()
-            batch_indices, self._dirty_batches = self._dirty_batches, set()
-        full = self._saved_meta is None
-        try:
-            meta: dict[str, Any] | None = None
-            if self._meta_changed():
-                self.updated_at = utc_now_iso()
-                meta = self.meta_dict()
-            changes = StateChanges(
-                session_id=self.session_id,
-                meta=meta,
-                items=tuple((key, self._items[key].to_dict()) for key in sorted(item_keys)),
-                batches=tuple(
-                    (index, self._batches[index].to_dict()) for index in sorted(batch_indices)
-                ),
-                full=full,
-            )
-            yield changes
-        except BaseException:
-            with self._lock:
-                self._dirty_items |= item_keys
-                self._dirty_batches |= batch_indices
-            raise
-        if meta is not None:
-            self._saved_meta = meta
-
     # -- serialization -----------------------------------------------------------------------
 
     def meta_dict(self) -> dict[str, Any]:
@@ -312,11 +227,22 @@ class SessionState(BaseModel):
         Returns:
             The metadata, plus ``items`` (a list in discovery order) and ``batches`` (a list
             in index order).
+
+        Raises:
+            StateError: The session was loaded without its settled files.
         """
+        self._refuse_partial("written whole")
         data = self.meta_dict()
         data["items"] = [item.to_dict() for item in self._items.values()]
         data["batches"] = [self._batches[index].to_dict() for index in sorted(self._batches)]
         return data
+
+    def _refuse_partial(self, doing: str) -> None:
+        if self._settled:
+            raise StateError(
+                f"session {self.session_id!r} was loaded without its {len(self._settled)} "
+                f"settled files: it cannot be {doing}; load it in full"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionState:
@@ -351,6 +277,7 @@ class SessionState(BaseModel):
         meta: Mapping[str, Any],
         items: Iterable[ItemState],
         batches: Iterable[BatchState],
+        settled: Mapping[str, SettledItem] | None = None,
     ) -> SessionState:
         """Rebuild a session from separately stored metadata, items and batches.
 
@@ -359,6 +286,8 @@ class SessionState(BaseModel):
             items: The stored items, any order (they are put back in :attr:`ItemState.position`
                 order).
             batches: The stored batches, any order.
+            settled: The settled files left out of ``items`` (see
+                :mod:`q2google.state.settled`), by key.
 
         Returns:
             The session, with no pending changes.
@@ -371,15 +300,37 @@ class SessionState(BaseModel):
             state = cls.model_validate(meta)
         except ValidationError as error:
             raise StateCorruptError(_describe(error, "session")) from None
-        try:
-            for item in sorted(items, key=_position):
-                state.add_item(item)
-            for batch in batches:
-                state.add_batch(batch)
-        except KeyError as error:
-            raise StateCorruptError(f"session state: duplicate {error.args[0]}") from None
+        state._adopt(sorted(items, key=_position), batches)
+        if settled:
+            for key in settled:
+                if key in state._items:
+                    raise StateCorruptError(f"session state: duplicate item {key!r}")
+            state._settled = dict(settled)
+            last = max(entry.mark[0] for entry in settled.values())
+            state._next_position = max(state._next_position, last + 1)
         state.mark_clean()
         return state
+
+    def _adopt(self, items: Iterable[ItemState], batches: Iterable[BatchState]) -> None:
+        """Take stored records in (what :meth:`add_item` and :meth:`add_batch` do, without
+        marking them changed: loading a large session costs its reading only).
+
+        Raises:
+            StateCorruptError: Two records share a key.
+        """
+        for item in items:
+            if item.item_key in self._items:
+                raise StateCorruptError(f"session state: duplicate item {item.item_key!r}")
+            if item.position < 0:  # written before positions were stored
+                item.position = self._next_position
+            self._next_position = max(self._next_position, item.position + 1)
+            _set_owner(item, self)
+            self._items[item.item_key] = item
+        for batch in batches:
+            if batch.batch_index in self._batches:
+                raise StateCorruptError(f"session state: duplicate batch {batch.batch_index}")
+            _set_owner(batch, self)
+            self._batches[batch.batch_index] = batch
 
 
 def new_session(
@@ -427,14 +378,21 @@ def new_session(
             album_title=album_title,
             window_exact=True,
             open_end=open_end,
+            ledger_recorded=True,
         )
     except ValidationError as error:
         raise ValueError(_describe(error, "session")) from None
 
 
+def _set_owner(record: ItemState | BatchState, owner: SessionState) -> None:
+    """Make ``owner`` the session told of ``record``'s changes (pydantic's private slot,
+    written directly: the attribute path costs more than the rest of a load)."""
+    private = record.__pydantic_private__
+    if private is None:  # pragma: no cover - pydantic always makes it for private attributes
+        record._owner = owner
+    else:
+        private["_owner"] = owner
+
+
 def _position(item: ItemState) -> int:
     return item.position
-
-
-def _without_timestamp(meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in meta.items() if key != "updated_at"}

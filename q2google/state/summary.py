@@ -218,6 +218,8 @@ class SummaryTracker:
             Its tracker.
         """
         tracker = cls()
+        for key, entry in state.settled.items():  # left out of memory, counted all the same
+            tracker.put(key, entry.mark)
         for key, item in state.items.items():
             tracker.put(key, mark_item(item))
         tracker.meta = SummaryMeta.of_state(state)

@@ -60,6 +60,7 @@ from q2google.testing.counts_contract import RequestCountsContract
 from q2google.testing.lease_contract import LeaseContract
 from q2google.testing.samples import sample_session
 from q2google.testing.summary_contract import SessionSummariesContract
+from q2google.testing.unsettled_contract import UnsettledLoadingContract
 
 __all__ = ["BackendSpec", "SyncStateBackendContract", "sample_session"]
 
@@ -83,7 +84,9 @@ class BackendSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-class SyncStateBackendContract(LeaseContract, RequestCountsContract, SessionSummariesContract):
+class SyncStateBackendContract(
+    LeaseContract, RequestCountsContract, SessionSummariesContract, UnsettledLoadingContract
+):
     """Behaviour every state backend must show. Subclass it and provide ``backend``."""
 
     @pytest.fixture

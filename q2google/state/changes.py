@@ -1,0 +1,150 @@
+"""What a session's next save must write: the records changed since the last one.
+
+:class:`ChangeTracking` is the part of :class:`~q2google.state.SessionState` that keeps it:
+records tell their session when a field is assigned, and a backend takes the changes with
+:meth:`ChangeTracking.pending_changes`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from q2google.state.records import BatchState, ItemState, _Record, utc_now_iso
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanges:
+    """What a backend must write to bring stored state up to date.
+
+    Attributes:
+        session_id: The session the changes belong to.
+        meta: The session metadata to write, or ``None`` when it has not changed.
+        items: Changed items as ``(item_key, data)`` pairs.
+        batches: Changed batches as ``(batch_index, data)`` pairs.
+        full: The changes are the whole session (a new session, a copy, a migration): the
+            backend must store exactly these records and drop any others it holds for it.
+    """
+
+    session_id: str
+    meta: dict[str, Any] | None
+    items: tuple[tuple[str, dict[str, Any]], ...]
+    batches: tuple[tuple[int, dict[str, Any]], ...]
+    full: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether there is nothing to write."""
+        return self.meta is None and not self.items and not self.batches
+
+
+class ChangeTracking:
+    """Change tracking for :class:`~q2google.state.SessionState` (a mixin: the session holds
+    the records and the private attributes named below)."""
+
+    if TYPE_CHECKING:
+        session_id: str
+        updated_at: str
+        _items: dict[str, ItemState]
+        _batches: dict[int, BatchState]
+        _dirty_items: set[str]
+        _dirty_batches: set[int]
+        _saved_meta: dict[str, Any] | None
+        _lock: threading.Lock
+
+        def meta_dict(self) -> dict[str, Any]: ...
+
+        def _refuse_partial(self, doing: str) -> None: ...
+
+    def record_changed(self, record: _Record) -> None:
+        """Mark an item or batch of this session as changed since the last save."""
+        with self._lock:
+            if isinstance(record, ItemState):
+                self._dirty_items.add(record.item_key)
+            elif isinstance(record, BatchState):
+                self._dirty_batches.add(record.batch_index)
+
+    def mark_item_dirty(self, item_key: str) -> None:
+        """Mark an item changed, after mutating one of its fields in place (``errors``...)."""
+        self.record_changed(self._items[item_key])
+
+    def mark_batch_dirty(self, batch_index: int) -> None:
+        """Mark a batch changed, after mutating one of its fields in place."""
+        self.record_changed(self._batches[batch_index])
+
+    def mark_all_dirty(self) -> None:
+        """Mark everything changed, so the next save writes the whole session.
+
+        Use it to copy a session into another backend, or after migrating an old form.
+
+        Raises:
+            StateError: The session was loaded without its settled files.
+        """
+        self._refuse_partial("saved whole")
+        with self._lock:
+            self._dirty_items.update(self._items)
+            self._dirty_batches.update(self._batches)
+            self._saved_meta = None
+
+    def mark_clean(self) -> None:
+        """Forget all pending changes: the state is exactly what its backend stores."""
+        with self._lock:
+            self._dirty_items.clear()
+            self._dirty_batches.clear()
+            self._saved_meta = self.meta_dict()
+
+    @property
+    def has_pending_changes(self) -> bool:
+        """Whether a save would write anything."""
+        return bool(self._dirty_items or self._dirty_batches or self._meta_changed())
+
+    def _meta_changed(self) -> bool:
+        if self._saved_meta is None:
+            return True
+        current = self.meta_dict()
+        return _without_timestamp(current) != _without_timestamp(self._saved_meta)
+
+    @contextmanager
+    def pending_changes(self) -> Iterator[StateChanges]:
+        """Hand the changes since the last save to a backend, for it to write.
+
+        If the ``with`` block raises (or the process is stopped inside it), the changes stay
+        pending and the next save writes them again. Each changed record is serialized when the
+        block is entered, so mutations made meanwhile are kept for the following save.
+
+        Yields:
+            The changes to write; :attr:`StateChanges.is_empty` when there are none.
+        """
+        with self._lock:
+            item_keys, self._dirty_items = self._dirty_items, set()
+            batch_indices, self._dirty_batches = self._dirty_batches, set()
+        full = self._saved_meta is None
+        try:
+            meta: dict[str, Any] | None = None
+            if self._meta_changed():
+                self.updated_at = utc_now_iso()
+                meta = self.meta_dict()
+            changes = StateChanges(
+                session_id=self.session_id,
+                meta=meta,
+                items=tuple((key, self._items[key].to_dict()) for key in sorted(item_keys)),
+                batches=tuple(
+                    (index, self._batches[index].to_dict()) for index in sorted(batch_indices)
+                ),
+                full=full,
+            )
+            yield changes
+        except BaseException:
+            with self._lock:
+                self._dirty_items |= item_keys
+                self._dirty_batches |= batch_indices
+            raise
+        if meta is not None:
+            self._saved_meta = meta
+
+
+def _without_timestamp(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in meta.items() if key != "updated_at"}

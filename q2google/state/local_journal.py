@@ -1,0 +1,419 @@
+"""The JSON backend's session journal, ``{session_id}/journal.jsonl``: its format, read.
+
+The journal is a sequence of checkpoints, each one line per record it stores, then one line
+that commits them::
+
+    {"meta": {...}}          the session's metadata (SessionState.meta_dict())
+    {"item": {...}}          an ItemState, keyed by its item_key
+    {"batch": {...}}         a BatchState, keyed by its batch_index
+    {"commit": 3}            ends a checkpoint: the number of record lines before it
+
+A save appends one checkpoint in one write, then fsyncs the file (see
+:mod:`q2google.state.local_writing`, which writes it). A later record of a key
+replaces the earlier one. Only committed checkpoints count: whatever follows the last commit
+line (an unfinished write, torn anywhere) is ignored, and the next save truncates it before
+appending. A line that cannot be read before the last commit is corruption, reported with the
+file and the line number. (The rule is "before the last commit" rather than "not the last
+line" because a write cut short may leave several whole lines of its checkpoint, and a power
+cut may leave garbage anywhere in the one write not yet fsynced: only the commit line says a
+checkpoint is whole.) When the journal holds many more lines than live records it is
+rewritten with one line per record (temporary file, fsync, ``os.replace``, fsync of the
+directory), as a whole save writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+import pydantic_core
+
+from q2google.errors import StateCorruptError, StateError
+from q2google.state.base import BatchState, ItemState, SessionState
+from q2google.state.local_files import RecordT
+from q2google.state.settled import SettledItem
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_FILE = "journal.jsonl"
+COMPACT_FACTOR = 2
+COMPACT_SLACK_LINES = 1_000
+"""A journal is rewritten once it has more than ``COMPACT_FACTOR`` lines per live record plus
+``COMPACT_SLACK_LINES``."""
+
+_RECORD_KINDS = ("meta", "item", "batch")
+_KIND_ORDER = {"meta": 0, "batch": 1, "item": 2}
+"""The order of the records of a rewritten journal."""
+_KEYS = {"item": "item_key", "batch": "batch_index"}
+_WITHOUT_KEY = {"item": "an item without an item_key", "batch": "a batch without a batch_index"}
+_PARSE_CHUNK = 256
+_NO_DATA: dict[str, Any] = {}
+_Line = tuple[int, dict[str, Any]]
+"""A record as read: the line it is on, and its data."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalMark:
+    """Where a journal's committed checkpoints end, and the file as last seen.
+
+    Attributes:
+        identity: Device, inode, size and modification time of the file when last read or
+            written: a save trusts ``end`` only while the file is still exactly that one.
+        end: Bytes of the committed checkpoints; anything after them is an unfinished write.
+        lines: Lines of the committed checkpoints.
+        live: Records it held when last read or rewritten whole (appends may add some): what
+            its size is compared with, to rewrite it when it is many times larger.
+    """
+
+    identity: tuple[int, int, int, int]
+    end: int
+    lines: int
+    live: int
+
+    def matches(self, status: os.stat_result) -> bool:
+        """Whether ``status`` is of the file as last seen."""
+        return file_identity(status) == self.identity
+
+
+@dataclass(slots=True)
+class Journal:
+    """The live records of a journal: the last committed record of each key.
+
+    Attributes:
+        path: The file.
+        meta: The session metadata, with its line; ``None`` if it holds none.
+        items: Items by key, with their lines (those not settled, when read to settle).
+        batches: Batches by index, with their lines.
+        settled: Settled items by key, when read to settle (see :func:`read_journal`).
+        mark: Where its committed checkpoints end.
+    """
+
+    path: Path
+    meta: _Line | None = None
+    items: dict[str, _Line] = field(default_factory=dict)
+    batches: dict[int, _Line] = field(default_factory=dict)
+    settled: dict[str, SettledItem] = field(default_factory=dict)
+    mark: JournalMark = JournalMark((0, 0, 0, 0), 0, 0, 0)
+
+    def session(self) -> SessionState:
+        """Validate the live records into a session.
+
+        Returns:
+            The session, with no pending changes.
+
+        Raises:
+            StateCorruptError: A record or the metadata is invalid, or there is no metadata;
+                the message names the file and the line.
+        """
+        if self.meta is None:
+            raise StateCorruptError(f"{self.path}: holds no session metadata")
+        items = [_validated(ItemState, self.path, line) for line in self.items.values()]
+        batches = [_validated(BatchState, self.path, line) for line in self.batches.values()]
+        number, meta = self.meta
+        try:
+            return SessionState.from_parts(meta, items, batches, self.settled)
+        except StateCorruptError as error:
+            raise StateCorruptError(f"{self.path}: line {number}: {error}") from None
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_journal(
+    path: Path, settle: Callable[[Mapping[str, Any]], SettledItem | None] | None = None
+) -> Journal:
+    """Read a journal's committed checkpoints.
+
+    Args:
+        path: The file.
+        settle: Tells a settled item from its stored form
+            (:func:`~q2google.state.settled.settled_item`); those are kept in
+            :attr:`Journal.settled` only, never as data. ``None``: every item is kept.
+
+    Returns:
+        Its live records and where its committed checkpoints end.
+
+    Raises:
+        StateError: It cannot be read (the ``OSError`` is the cause).
+        StateCorruptError: It is missing, holds no committed checkpoint, or has an unreadable
+            line before its last commit; the message names the file and the line.
+    """
+    reader = _Reader(path)
+    journal = Journal(path)
+    for checkpoint in reader.checkpoints():
+        for record in checkpoint:
+            line = (record.number, record.data)
+            if record.kind == "item":
+                key = record.data["item_key"]
+                entry = settle(record.data) if settle is not None else None
+                if entry is None:
+                    journal.items[key] = line
+                    journal.settled.pop(key, None)
+                else:
+                    journal.settled[key] = entry
+                    journal.items.pop(key, None)
+            elif record.kind == "batch":
+                journal.batches[record.data["batch_index"]] = line
+            else:
+                journal.meta = line
+    live = len(journal.items) + len(journal.settled) + len(journal.batches)
+    live += journal.meta is not None
+    journal.mark = JournalMark(reader.identity, reader.end, reader.lines, live)
+    return journal
+
+
+def compacted(
+    path: Path,
+    meta: Mapping[str, Any] | None,
+    items: Iterable[tuple[str, Mapping[str, Any]]],
+    batches: Iterable[tuple[int, Mapping[str, Any]]],
+) -> tuple[bytes, int]:
+    """Return a journal's live records with changes applied, as one checkpoint.
+
+    The records not changed are copied as they are stored (only their keys are read), so
+    that a rewrite holds in memory the live lines, never a record of each line.
+
+    Args:
+        path: The journal.
+        meta: The changed metadata, or ``None``.
+        items: Changed items, as ``(item_key, data)`` pairs.
+        batches: Changed batches, as ``(batch_index, data)`` pairs.
+
+    Returns:
+        The bytes of the rewritten journal, and how many lines they are.
+
+    Raises:
+        StateError: It cannot be read.
+        StateCorruptError: As :func:`read_journal`.
+    """
+    stored: dict[tuple[str, object], bytes] = {}
+    for checkpoint in _Reader(path, keep_data=False).checkpoints():
+        for record in checkpoint:
+            stored[record.kind, record.key] = record.line
+    changed = _encoded([] if meta is None else [("meta", None, meta)])
+    changed.update(_encoded(("batch", index, data) for index, data in batches))
+    changed.update(_encoded(("item", key, data) for key, data in items))
+    stored.update(changed)
+    ordered = sorted(stored.items(), key=lambda entry: _KIND_ORDER[entry[0][0]])
+    lines = [line for _, line in ordered]
+    lines += [b'{"commit":%d}' % len(lines), b""]
+    return b"\n".join(lines), len(lines) - 1
+
+
+class _Record(NamedTuple):
+    """A record as stored: its kind, key (``None`` for the metadata), line, data and bytes."""
+
+    kind: str
+    key: str | int | None
+    number: int
+    data: dict[str, Any]
+    line: bytes
+
+
+class _Reader:
+    """Reads a journal, one committed checkpoint at a time, streaming: it holds a chunk of
+    lines and the checkpoint being read, never the whole file.
+
+    Attributes:
+        identity: The file's identity when opened (see :class:`JournalMark`).
+        end: Bytes of the committed checkpoints read so far.
+        lines: Lines of the committed checkpoints read so far.
+    """
+
+    def __init__(self, path: Path, *, keep_data: bool = True) -> None:
+        self.path = path
+        self.keep_data = keep_data  # else records come with their bytes and an empty data
+        self.identity = (0, 0, 0, 0)
+        self.end = self.lines = self.read = 0
+
+    def checkpoints(self) -> Iterator[list[_Record]]:
+        """Yield the records of each committed checkpoint, in order.
+
+        Raises:
+            StateError: The file cannot be read (the ``OSError`` is the cause).
+            StateCorruptError: It is missing, a line before the last commit cannot be read, a
+                commit does not count its records, or no checkpoint is complete.
+        """
+        path = self.path
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            raise StateCorruptError(
+                f"{path}: missing (the session's meta.json says it is kept there)"
+            ) from None
+        except OSError as error:
+            raise StateError(f"cannot read {path}: {error.strerror or error}") from error
+        with handle:
+            self.identity = file_identity(os.fstat(handle.fileno()))
+            yield from self._checkpoints(self._chunks(handle))
+        if not self.lines:
+            raise StateCorruptError(f"{path}: holds no complete checkpoint")
+        if self.end < self.read:
+            logger.info(
+                "%s: ignoring %d bytes from line %d on, an unfinished save (the next save "
+                "drops them)",
+                path,
+                self.read - self.end,
+                self.lines + 1,
+            )
+
+    def _checkpoints(self, chunks: Iterator[list[bytes]]) -> Iterator[list[_Record]]:
+        path = self.path
+        pending: list[_Record] = []
+        unreadable: tuple[int, str] | None = None
+        number = offset = 0
+        for chunk in chunks:
+            for line, value in zip(chunk, _parsed(chunk), strict=True):
+                number += 1
+                offset += len(line) + 1
+                kind, key, content = _classify(value)
+                if kind == "commit":
+                    if unreadable is not None:
+                        raise StateCorruptError(f"{path}: line {unreadable[0]}: {unreadable[1]}")
+                    if content != len(pending):
+                        raise StateCorruptError(
+                            f"{path}: line {number}: commits {content} records, "
+                            f"but {len(pending)} precede it"
+                        )
+                    yield pending
+                    pending, self.end, self.lines = [], offset, number
+                elif kind in _RECORD_KINDS:
+                    data = content if self.keep_data else _NO_DATA
+                    pending.append(_Record(kind, key, number, data, line))
+                elif unreadable is None:
+                    unreadable = (number, str(content))
+
+    def _chunks(self, handle: BinaryIO) -> Iterator[list[bytes]]:
+        """Yield the complete lines (without their newline) a chunk at a time; a last line
+        without its newline is an unfinished write, counted in :attr:`read` only."""
+        chunk: list[bytes] = []
+        try:
+            for line in handle:
+                self.read += len(line)
+                if not line.endswith(b"\n"):
+                    break
+                chunk.append(line[:-1])
+                if len(chunk) == _PARSE_CHUNK:
+                    yield chunk
+                    chunk = []
+        except OSError as error:
+            raise StateError(f"cannot read {self.path}: {error.strerror or error}") from error
+        if chunk:
+            yield chunk
+
+
+def _parsed(lines: list[bytes]) -> list[Any]:
+    """Parse lines; an unreadable one becomes an :class:`_Unreadable`.
+
+    The lines are parsed in one call when they are all well-formed objects (three times faster
+    than one call per line); otherwise one by one, to know which is not.
+    """
+    if all(line[:1] == b"{" and line[-1:] == b"}" for line in lines):
+        try:
+            values = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            pass
+        else:
+            if isinstance(values, list) and len(values) == len(lines):
+                return values
+    return [_parse_line(line) for line in lines]
+
+
+class _Unreadable(str):
+    """Why a line could not be parsed."""
+
+
+def _parse_line(line: bytes) -> Any:
+    """Parse one line, or say why it cannot be."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return _Unreadable("not UTF-8 text")
+    except json.JSONDecodeError as error:
+        return _Unreadable(f"not valid JSON ({error.msg} at column {error.colno})")
+
+
+def _classify(value: Any) -> tuple[str, Any, Any]:
+    """Return a parsed line's kind (a record's, ``commit`` or ``unreadable``), its key (a
+    record's) and its content (a record's data, the commit's count, or what is wrong)."""
+    problem: str | None = value if isinstance(value, _Unreadable) else None
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, content),) = value.items()
+        key = content.get(_KEYS[kind]) if kind in _KEYS and isinstance(content, dict) else None
+        if kind == "commit" and type(content) is int and content >= 0:
+            return kind, None, content
+        if kind == "meta" and isinstance(content, dict):
+            return kind, None, content
+        if (kind == "item" and isinstance(key, str)) or (kind == "batch" and type(key) is int):
+            return kind, key, content
+        problem = _WITHOUT_KEY.get(kind)
+    if problem is None:
+        problem = "not a journal record (an object of one key: meta, item, batch, commit)"
+    return "unreadable", None, problem
+
+
+def _encoded(
+    records: Iterable[tuple[str, object, Mapping[str, Any]]],
+) -> dict[tuple[str, object], bytes]:
+    """Encode records as journal lines (without their newline), by kind and key."""
+    return {
+        (kind, key): b'{"%s":' % kind.encode() + pydantic_core.to_json(data) + b"}"
+        for kind, key, data in records
+    }
+
+
+def _validated(kind: type[RecordT], path: Path, line: _Line) -> RecordT:
+    """Validate a record read from ``path``; an invalid one is named by its line."""
+    number, data = line
+    try:
+        return kind.from_dict(data)
+    except StateCorruptError as error:
+        raise StateCorruptError(f"{path}: line {number}: {error}") from None
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def encode_checkpoint(
+    meta: Mapping[str, Any] | None,
+    items: Iterable[tuple[str, Mapping[str, Any]]],
+    batches: Iterable[tuple[int, Mapping[str, Any]]],
+) -> tuple[bytes, int]:
+    """Encode records as one checkpoint: a line each, then the commit line.
+
+    Args:
+        meta: The session metadata, or ``None`` when it is not part of it.
+        items: ``(item_key, data)`` pairs.
+        batches: ``(batch_index, data)`` pairs.
+
+    Returns:
+        The bytes to write, and how many lines they are.
+    """
+    records: list[tuple[str, object, Mapping[str, Any]]] = []
+    if meta is not None:
+        records.append(("meta", None, meta))
+    records += [("batch", index, data) for index, data in batches]
+    records += [("item", key, data) for key, data in items]
+    lines = list(_encoded(records).values())
+    lines += [b'{"commit":%d}' % len(lines), b""]
+    return b"\n".join(lines), len(lines) - 1
+
+
+def needs_compaction(lines: int, live: int) -> bool:
+    """Whether a journal of ``lines`` lines holding ``live`` records should be rewritten.
+
+    Rewriting costs the live records; it comes after at least as many lines appended (and a
+    thousand more), so that each line appended pays for about one line rewritten, whatever
+    the size of the session.
+    """
+    return lines > COMPACT_FACTOR * live + COMPACT_SLACK_LINES
+
+
+def file_identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file, and a change of it, apart: device, inode, size, mtime."""
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)

@@ -1,0 +1,104 @@
+"""Settled files: delivered, with nothing left to do, so a run need not hold them in memory.
+
+A resume of a large session reads only what is still to do. Its settled files are known by
+key (discovery must not add them again), by capture time (discovery counts the media of the
+window) and by their :data:`~q2google.state.outcomes.ItemMark` (the session's summary counts
+them), never built as :class:`~q2google.state.ItemState`. A backend tells them from the
+stored form of each item with :func:`settled_item`, using :data:`SETTLED_FIELDS` only (a
+database can ask for those fields alone), and hands them to
+:meth:`~q2google.state.SessionState.from_parts`.
+
+Settled means: created in Google Photos, not held back, and in the session's album (created
+into it, or added to it), or the session has no album. A session whose created files may be
+missing from the delivery ledger (one of an earlier version, :attr:`SessionState.ledger_recorded`
+false) settles nothing: its run checks every created file once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from q2google.state.outcomes import ItemMark, mark_data
+from q2google.state.records import StageStatus
+
+SETTLED_FIELDS = (
+    "item_key",
+    "position",
+    "captured_at",
+    "discovery_status",
+    "transfer_status",
+    "create_status",
+    "size_bytes",
+    "exclusion",
+    "added_to_album",
+)
+"""The stored fields :func:`settled_item` reads (the others may be left out of the read)."""
+
+_COMPLETED = StageStatus.COMPLETED.value
+
+
+class SettledItem(NamedTuple):
+    """What a session keeps of a settled file: its capture time and its summary mark."""
+
+    captured_at: str | None
+    mark: ItemMark
+
+
+def settles(meta: Mapping[str, Any]) -> bool:
+    """Whether a session (its stored metadata) may leave settled files out of memory."""
+    return bool(meta.get("ledger_recorded"))
+
+
+def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> SettledItem | None:
+    """The settled form of a stored item, or ``None`` when it still has something to do.
+
+    Args:
+        data: The item's stored form (at least :data:`SETTLED_FIELDS`).
+        album_title: The session's album title (``None``: the session has no album).
+
+    Returns:
+        Its capture time and mark, when it is settled.
+    """
+    if data.get("create_status") != _COMPLETED or data.get("exclusion"):
+        return None
+    in_album = (
+        not album_title
+        or data.get("transfer_status") == _COMPLETED  # created here: into the album
+        or data.get("added_to_album") is not None
+    )
+    if not in_album:
+        return None
+    captured = data.get("captured_at")
+    return SettledItem(captured if isinstance(captured, str) else None, mark_data(data))
+
+
+def split_settled(
+    records: Iterable[Mapping[str, Any]], *, album_title: str | None
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, SettledItem]]:
+    """Sort stored items into those still to do and the settled ones.
+
+    A later record of the same key replaces an earlier one (a journal's order).
+
+    Args:
+        records: Stored items, each with its ``item_key``.
+        album_title: The session's album title.
+
+    Returns:
+        The open items' stored forms by key, and the settled items by key.
+
+    Raises:
+        KeyError: A record has no ``item_key`` (the caller names the file).
+    """
+    open_items: dict[str, Mapping[str, Any]] = {}
+    settled: dict[str, SettledItem] = {}
+    for data in records:
+        key = str(data["item_key"])
+        entry = settled_item(data, album_title=album_title)
+        if entry is None:
+            open_items[key] = data
+            settled.pop(key, None)
+        else:
+            settled[key] = entry
+            open_items.pop(key, None)
+    return open_items, settled

@@ -1,0 +1,292 @@
+"""JsonFileBackend's journal: torn and corrupt lines, compaction, the move from the layout with
+one file per record (real files; a kill at every instant of a save is in
+``test_state_journal_kills``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from q2google.errors import StateCorruptError
+from q2google.state import (
+    LEDGER_SESSION_ID,
+    BatchState,
+    DeliveryLedger,
+    ItemState,
+    SessionState,
+    StageStatus,
+    local_journal,
+)
+from q2google.state.ledger import new_ledger
+from q2google.state.local import JsonFileBackend
+from q2google.state.local_journal import read_journal
+from q2google.testing import sample_session
+
+JOURNAL = "journal.jsonl"
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> JsonFileBackend:
+    return JsonFileBackend(tmp_path / "state")
+
+
+def _journal(backend: JsonFileBackend, session_id: str = "trip") -> Path:
+    return backend.state_dir / session_id / JOURNAL
+
+
+def journal_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a journal, parsed."""
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def loaded_from(backend_dir: Path, session_id: str = "trip") -> SessionState:
+    """The session as a new backend over ``backend_dir`` loads it (it must be there)."""
+    state = JsonFileBackend(backend_dir).load(session_id)
+    assert state is not None
+    return state
+
+
+# -- torn and corrupt lines --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("same_backend", [True, False])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b'{"item": {"item_key": "burst0-0", "media_id": "bu',  # torn midway through a line
+        b'{"item": {"item_key": "burst0-0"}}\n{"comm',  # a whole line, then a torn commit
+        b'{"meta": {"session_id": "trip"}}\n',  # whole lines of a checkpoint never committed
+        b"\x00" * 700,  # what a power cut may leave: zeros
+    ],
+)
+def test_an_unfinished_checkpoint_is_ignored_then_truncated_by_the_next_save(
+    backend: JsonFileBackend, tail: bytes, same_backend: bool
+) -> None:
+    state = sample_session("trip", items=5)
+    backend.save(state)
+    path = _journal(backend)
+    committed = path.read_bytes()
+    with path.open("ab") as handle:
+        handle.write(tail)
+
+    loaded = backend.load("trip")
+    assert loaded is not None
+    assert loaded.to_dict() == state.to_dict(), "the last committed checkpoint"
+    assert path.read_bytes() == committed + tail, "loading writes nothing"
+
+    saver = backend if same_backend else JsonFileBackend(backend.state_dir)
+    loaded.items["burst0-1"].upload_offset = 42
+    saver.save(loaded)
+    content = path.read_bytes()
+    assert content.startswith(committed)
+    assert journal_lines(path)[-2:] == [{"item": loaded.items["burst0-1"].to_dict()}, {"commit": 1}]
+    assert read_journal(path).mark.end == len(content), "nothing left after the last commit"
+    assert loaded_from(backend.state_dir).to_dict() == loaded.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("line", "replacement", "message"),
+    [
+        (2, b'{"batch": {"batch_index": 0, "item', "line 2: not valid JSON"),
+        (4, b"\xff\xfe{}", "line 4: not UTF-8 text"),
+        (5, b"[1, 2]", "line 5: not a journal record"),
+        (5, b'{"item": {"media_id": "x"}}', "line 5: an item without an item_key"),
+        (3, b'{"batch": {"batch_index": "one"}}', "line 3: a batch without a batch_index"),
+        (1, b'{"meta": {"session_id": "trip", "batch_size": 0}}', "line 1: invalid session"),
+        (9, b'{"commit": 7}', "line 9: commits 7 records, but 8 precede it"),
+        (9, b"", "line 9: not valid JSON"),  # an empty line, not the last
+    ],
+)
+def test_an_unreadable_line_before_the_last_commit_is_one_error_naming_file_and_line(
+    backend: JsonFileBackend, line: int, replacement: bytes, message: str
+) -> None:
+    state = sample_session("trip", items=5)
+    backend.save(state)
+    state.items["burst0-0"].attempts = 3
+    backend.save(state)  # a second checkpoint: lines 10 and 11
+    path = _journal(backend)
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 11
+    lines[line - 1] = replacement
+    damaged = b"\n".join(lines) + b"\n"
+    path.write_bytes(damaged)
+    for reader in (backend, JsonFileBackend(backend.state_dir)):
+        with pytest.raises(StateCorruptError) as caught:
+            reader.load("trip")
+        assert str(caught.value).startswith(f"{path}: {message}")
+        assert "\n" not in str(caught.value)
+        assert caught.value.exit_code == 2
+    if "invalid" not in message:  # a save never appends after a line it cannot read
+        state.items["burst0-0"].attempts = 4
+        with pytest.raises(StateCorruptError):
+            JsonFileBackend(backend.state_dir).save(state)
+    assert path.read_bytes() == damaged, "nothing is repaired"
+
+
+def test_a_journal_without_a_complete_checkpoint_or_missing_is_corrupt(
+    backend: JsonFileBackend,
+) -> None:
+    backend.save(sample_session("trip"))
+    path = _journal(backend)
+    path.write_bytes(b'{"meta": {}}\n')
+    with pytest.raises(StateCorruptError, match="holds no complete checkpoint"):
+        JsonFileBackend(backend.state_dir).load("trip")
+    path.unlink()
+    with pytest.raises(StateCorruptError, match=r"journal\.jsonl: missing"):
+        JsonFileBackend(backend.state_dir).load("trip")
+
+
+def test_a_journal_session_is_refused_by_a_q2google_that_reads_one_file_per_record(
+    backend: JsonFileBackend,
+) -> None:
+    backend.save(sample_session("trip"))
+    meta = json.loads((backend.state_dir / "trip" / "meta.json").read_text())
+    # What 0.1 and 0.2 do with it: read items/ (none), then build the session from meta.json.
+    with pytest.raises(StateCorruptError, match="written by a newer q2google"):
+        SessionState.from_parts(meta, [], [])
+    (backend.state_dir / "trip" / "meta.json").write_text(json.dumps({**meta, "schema_version": 4}))
+    with pytest.raises(StateCorruptError, match=r"meta\.json: schema version 4 .*newer q2google"):
+        JsonFileBackend(backend.state_dir).load("trip")
+
+
+def test_a_checkpoint_is_one_write_and_one_fsync(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = sample_session("trip", items=50)
+    backend.save(state)
+    calls: list[str] = []
+
+    def recorded(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            calls.append(name)
+            return real(*args)
+
+        return call
+
+    for name in ("pwrite", "write", "fsync", "replace", "ftruncate"):
+        monkeypatch.setattr(os, name, recorded(name, getattr(os, name)))
+    state.items["media000010-0"].upload_offset = 1_048_576
+    backend.save(state)
+    assert calls == ["pwrite", "fsync"], "an upload's offset: one append, one fsync"
+    for number in (11, 12):
+        calls.clear()
+        state.items[f"media0000{number}-0"].create_status = StageStatus.COMPLETED
+        backend.save(state)
+        assert calls[:2] == ["pwrite", "fsync"], "a file done: one append, one fsync"
+        assert "fsync" not in calls[2:], "and its summary replaced, not fsynced"
+    summaries = backend.state_dir / "trip"
+    assert {path.name for path in summaries.glob("*summary*")} == {
+        "summary.json",
+        ".summary.json.spare",  # the one replaced, written again the next time
+    }
+
+
+# -- compaction --------------------------------------------------------------------------------
+
+
+def test_the_journal_is_compacted_and_keeps_every_record(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_journal, "COMPACT_SLACK_LINES", 50)
+    state = sample_session("trip", items=20)
+    backend.save(state)
+    path = _journal(backend)
+    live = len(state.items) + len(state.batches)
+    size, rewrites, longest = path.stat().st_size, 0, 0
+    for number in range(300):
+        item = state.items[list(state.items)[number % 20]]
+        item.upload_offset = number
+        if number % 50 == 0:
+            state.add_item(ItemState(media_id=f"late{number}", file_name="GOPR9.JPG"))
+            state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=[]))
+            state.listings += 1
+            live += 2
+        backend.save(state)
+        rewrites += path.stat().st_size < size
+        size = path.stat().st_size
+        longest = max(longest, len(journal_lines(path)))
+        assert len(journal_lines(path)) <= 2 * live + 50 + 4
+    assert rewrites > 2, "rewritten several times"
+    assert longest > 2 * live, "but not at every save"
+    assert not list(path.parent.glob(".*.tmp")), "no temporary file left"
+    assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
+    state.items["burst0-0"].attempts = 9
+    backend.save(state)  # appends again after a compaction
+    assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
+
+
+def test_a_whole_save_writes_a_compacted_journal(backend: JsonFileBackend) -> None:
+    state = sample_session("trip", items=6)
+    backend.save(state)
+    for number in range(5):
+        state.items["burst0-0"].attempts = number
+        backend.save(state)
+    data = state.to_dict()
+    data["items"] = data["items"][:4]
+    smaller = SessionState.from_dict(data)
+    smaller.mark_all_dirty()
+    backend.save(smaller)
+    lines = journal_lines(_journal(backend))
+    assert len(lines) == 1 + 2 + 4 + 1, "one line per record and a commit"
+    assert loaded_from(backend.state_dir).to_dict() == smaller.to_dict()
+
+
+# -- the layout with one file per record (schema version 2) ----------------------------------
+
+
+def write_schema_2(directory: Path, state: SessionState) -> None:
+    """Store ``state`` as q2google 0.1 and 0.2 did: one JSON file per record."""
+    (directory / "items").mkdir(parents=True)
+    (directory / "batches").mkdir()
+    for key, item in state.items.items():
+        (directory / "items" / JsonFileBackend.item_file_name(key)).write_text(
+            json.dumps(item.to_dict(), indent=1)
+        )
+    for index, batch in state.batches.items():
+        (directory / "batches" / f"{index}.json").write_text(json.dumps(batch.to_dict()))
+    (directory / "meta.json").write_text(json.dumps(state.meta_dict()))
+
+
+def test_a_schema_2_session_loads_and_moves_to_the_journal_on_save(
+    backend: JsonFileBackend,
+) -> None:
+    state = sample_session("trip", items=8)
+    directory = backend.state_dir / "trip"
+    write_schema_2(directory, state)
+    loaded = backend.load("trip")
+    assert loaded is not None
+    assert loaded.to_dict() == state.to_dict()
+    assert not loaded.has_pending_changes
+
+    backend.save(loaded)  # a summary only (as `sessions list` does): the layout stays
+    assert (directory / "items").is_dir()
+    assert not (directory / JOURNAL).exists()
+
+    loaded.items["media000005-0"].create_status = StageStatus.COMPLETED
+    backend.save(loaded)  # one item changed: the whole session moves, with it
+    assert sorted(path.name for path in directory.iterdir() if path.name[0] != ".") == [
+        JOURNAL,
+        "meta.json",
+        "summary.json",
+    ]
+    assert not list(directory.glob(".*.tmp"))
+    assert json.loads((directory / "meta.json").read_text())["schema_version"] == 3
+    again = loaded_from(backend.state_dir)
+    assert again.to_dict() == loaded.to_dict()
+    assert again.items["media000005-0"].create_status is StageStatus.COMPLETED
+    assert len(again.items) == 8
+
+
+def test_the_ledger_keeps_its_own_layout_when_saved_whole(backend: JsonFileBackend) -> None:
+    ledger = new_ledger()
+    ledger.add_item(ItemState(media_id="m1", file_name="a.JPG", media_item_id="google-1"))
+    backend.save(ledger)
+    directory = backend.state_dir / LEDGER_SESSION_ID
+    assert (directory / "items" / JsonFileBackend.item_file_name("m1-0")).is_file()
+    assert not (directory / JOURNAL).exists()
+    assert DeliveryLedger(JsonFileBackend(backend.state_dir)).media_item_id("m1-0") == "google-1"
