@@ -24,7 +24,8 @@ from q2google.gphotos.models import (
     Status,
 )
 from q2google.photos import NewItemSpec
-from q2google.stages.create import CreateStage, album_title
+from q2google.stages.album import album_title
+from q2google.stages.create import CreateStage
 from q2google.stages.marker import item_key_in
 from q2google.state import ItemState, SessionState, StageStatus, new_session
 

@@ -128,6 +128,37 @@ def test_an_unreadable_line_before_the_last_commit_is_one_error_naming_file_and_
     assert path.read_bytes() == damaged, "nothing is repaired"
 
 
+@pytest.mark.parametrize(
+    "garbage", [b"\x00" * 40, b'{"item": {"item_key": "burst0-0", "att', b"[]"], ids=repr
+)
+def test_a_last_checkpoint_torn_by_a_power_cut_loads_as_the_one_before(
+    backend: JsonFileBackend, garbage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A power cut may write the end of the last (unsynced) save and not its middle: its
+    commit line is there, a line before it is not. Only that save can be torn."""
+    state = sample_session("trip", items=5)
+    backend.save(state)
+    before = JsonFileBackend(backend.state_dir).load("trip")
+    state.items["burst0-0"].attempts = 3
+    state.items["burst0-1"].attempts = 4
+    backend.save(state)  # the second checkpoint: lines 10 to 12
+    path = _journal(backend)
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 12
+    lines[9] = garbage
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    loaded = JsonFileBackend(backend.state_dir).load("trip")
+    assert loaded == before, "the checkpoint before the torn one"
+    assert "the last checkpoint is damaged" in caplog.text
+    assert loaded is not None
+    loaded.items["burst0-2"].attempts = 5
+    JsonFileBackend(backend.state_dir).save(loaded)  # drops the torn one, then appends
+    again = JsonFileBackend(backend.state_dir).load("trip")
+    assert again == loaded
+    assert all(b"\x00" not in line for line in path.read_bytes().splitlines())
+
+
 def test_a_journal_without_a_complete_checkpoint_or_missing_is_corrupt(
     backend: JsonFileBackend,
 ) -> None:

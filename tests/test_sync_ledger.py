@@ -13,6 +13,7 @@ from q2google.sandbox import Sandbox, SandboxLibrary
 from q2google.state import DeliveryLedger, ItemState, SessionState, StageStatus
 from q2google.state.ledger import LEDGER_SESSION_ID
 from q2google.state.local import JsonFileBackend
+from q2google.sync import GoProToPhotosSync
 from tests.test_sync import Crash, assert_exactly_once, expect_crash, run_sync, stored_state
 
 LIBRARY = SandboxLibrary.generated(photos=9, videos=2, photo_size=64 * 1024, seed=41)
@@ -49,9 +50,48 @@ class DiesAfterTheLedger(CountingBackend):
         super().save(state)
 
 
+class ChecksTheLedgerFirst(JsonFileBackend):
+    """JSON files that check, at each checkpoint of a session, that every file it says is
+    created is in the ledger already (else a crash right after would leave it out)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir, durable=False)
+        self.missing: set[str] = set()
+        self.checked = 0
+
+    def save(self, state: SessionState) -> None:
+        super().save(state)
+        if state.session_id == LEDGER_SESSION_ID:
+            return
+        created = [
+            key for key, item in state.items.items() if item.create_status is StageStatus.COMPLETED
+        ]
+        stored = JsonFileBackend(self.state_dir).delivered_entries(created)
+        self.missing |= set(created) - set(stored)
+        self.checked += len(created)
+
+
 def ledger_keys(tmp_path: Path, keys: Iterable[str]) -> set[str]:
     """Those of ``keys`` the ledger under ``tmp_path`` holds as delivered."""
     return set(DeliveryLedger(JsonFileBackend(tmp_path / "state")).delivered_many(keys))
+
+
+BUSY = SandboxLibrary.generated(photos=36, videos=6, photo_size=32 * 1024, seed=42)
+
+
+@pytest.mark.sandbox(library=BUSY)
+async def test_no_checkpoint_says_created_before_the_ledger_has_the_file(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    backend = ChecksTheLedgerFirst(tmp_path / "state")
+
+    def small_batches(sync: GoProToPhotosSync) -> None:
+        sync.settings = sync.settings.model_copy(update={"photos_library_batch_size": 3})
+
+    await run_sync(sandbox, tmp_path, backend=backend, concurrency=8, prepare=small_batches)
+    assert backend.checked > len(BUSY.deliverables()), "checkpoints came while files were created"
+    assert backend.missing == set(), "a checkpoint said created before the ledger knew"
+    assert_exactly_once(sandbox)
 
 
 @pytest.mark.sandbox(library=LIBRARY)

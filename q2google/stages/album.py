@@ -5,7 +5,7 @@ are added to the session's album by their media item id, with
 ``albums/{id}:batchAddMediaItems``, at most 50 per call. Each file records the album it went
 into (:attr:`~q2google.state.ItemState.added_to_album`), so a later run does not add it again.
 An album the user deleted is made again under its title; a full one goes on in the next,
-"Title (2)", as create does.
+"Title (2)": :func:`switch_album`, which create uses too.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from q2google.gphotos.answers import album_refusal
 from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
 from q2google.gphotos.models import GoogleAPIError
 from q2google.photos import GooglePhotoLibraryPort
-from q2google.stages.create import ALBUM_SWITCHES, album_title, switch_album
 from q2google.state import ItemState, SessionState, StageStatus
 
 logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
+
+ALBUM_SWITCHES = 3
+"""Albums tried for one call (found again after a deletion, or the next one when full)."""
 
 
 def delivered_elsewhere(state: SessionState) -> list[ItemState]:
@@ -102,3 +104,22 @@ async def _add(
             return state.album_id
         await switch_album(photos, state, problem, persist)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def switch_album(
+    photos: GooglePhotoLibraryPort, state: SessionState, problem: str, persist: Persist
+) -> None:
+    """Go on in the album found or made again (``problem`` "gone": the user deleted it), or
+    in the next one, "Title (2)"... (``problem`` "full"); checkpoint the choice."""
+    assert state.album_title is not None
+    if problem == "full":
+        state.album_part += 1
+    title = album_title(state.album_title, state.album_part)
+    logger.info("the album is %s: going on in %r", problem, title)
+    state.album_id = await photos.find_or_create_album(title, fresh=True)
+    await persist(state)
+
+
+def album_title(title: str, part: int) -> str:
+    """The title of the session's album number ``part``: "Title", "Title (2)", ..."""
+    return title if part <= 1 else f"{title} ({part})"

@@ -35,6 +35,7 @@ from q2google.gphotos.models import (
     Status,
 )
 from q2google.photos import GooglePhotoLibraryPort, NewItemSpec
+from q2google.stages.album import ALBUM_SWITCHES, switch_album
 from q2google.stages.marker import description_for, item_key_in
 from q2google.state import (
     BatchState,
@@ -61,8 +62,6 @@ TOKEN_REUSE_AGE = timedelta(hours=12)
 """An older token is not trusted: the file is uploaded again instead."""
 RESENDS_PER_RUN = 2
 """Uploads of one file again in a run, after Google said its token was used or expired."""
-ALBUM_SWITCHES = 3
-"""Albums tried for one batch (found again after a deletion, or the next one when full)."""
 
 
 def utc_now() -> datetime:
@@ -77,9 +76,10 @@ class CreateStage:
         photos: Google Photos.
         persist: Saves a checkpoint.
         library_batch_size: Items per batchCreate call (1 to 50).
-        on_created: Awaited with the items each batch created, before its checkpoint (the
-            delivery ledger records them first: a crash in between leaves them recorded,
-            and the next run finds them there).
+        on_created: Awaited with detached copies of the items each batch created (their
+            media item ids set) before any item of the session is marked created: the
+            delivery ledger records them first, so a crash in between leaves them recorded,
+            and the next run finds them there.
         clock: The time now (tests move it).
     """
 
@@ -162,15 +162,15 @@ class CreateStage:
             if item.create_status is StageStatus.RUNNING
         }
         found = await self._find(set(sought), state.album_id)
+        delivered = [delivery(item, found[key]) for key, item in sought.items() if key in found]
+        await self._tell_created(delivered)  # before any item of the session says so
         for batch in uncertain:
             batch.status = StageStatus.COMPLETED
             if batch.error is None and any(key in sought for key in batch.item_keys):
                 batch.error = ErrorRecord(stage=StageName.CREATE, message="answer lost")
-        created = []
         for key, item in sought.items():
             if key in found:
                 self._created(item, found[key])
-                created.append(item)
             else:
                 item.create_status = StageStatus.PENDING
                 self._sent_before.add(key)
@@ -178,8 +178,6 @@ class CreateStage:
                     self._queue(item)
                 else:
                     self._upload_again(item)
-        if created and self.on_created is not None:  # recorded before checkpointed
-            await self.on_created(created)
         await self.persist(state)
         if sought:
             logger.info(
@@ -263,14 +261,14 @@ class CreateStage:
             await self.persist(state)
             return
         self.responses.append(MediaItemBatchCreateResponse(new_media_item_results=results))
+        pairs = zip(items, results, strict=True)
+        delivered = [delivery(item, id_) for item, r in pairs if (id_ := created_id(r)) is not None]
+        await self._tell_created(delivered)  # before any item of the session says so
         storage_full = False
         for item, result in zip(items, results, strict=True):
             storage_full |= self._record(item, result)
         batch.responses = tuple(result.to_api() for result in results)
         batch.status = StageStatus.COMPLETED if all(r.ok for r in results) else StageStatus.FAILED
-        created = [item for item in items if item.create_status is StageStatus.COMPLETED]
-        if created and self.on_created is not None:  # recorded before checkpointed
-            await self.on_created(created)
         await self.persist(state)
         if storage_full:
             raise StorageFullError()
@@ -301,18 +299,24 @@ class CreateStage:
 
     # -- one item --------------------------------------------------------------------------
 
+    async def _tell_created(self, delivered: list[ItemState]) -> None:
+        """Hand what Google created to :attr:`on_created` (the delivery ledger records it)
+        before the session's items say so: a checkpoint never holds a created file the ledger
+        does not (saves of other tasks may run while this one waits)."""
+        if delivered and self.on_created is not None:
+            await self.on_created(delivered)
+
     def _record(self, item: ItemState, result: NewMediaItemResult) -> bool:
         """Record Google's answer for one item; return whether it says the storage is full."""
-        if result.ok and result.media_item is not None:
-            self._created(item, result.media_item.id)
+        media_item_id = created_id(result)
+        if media_item_id is not None:
+            self._created(item, media_item_id)
             return False
         code, message = result.status.code, result.status.message
         if is_storage_full(code, message):
             item.create_status = StageStatus.PENDING  # created once there is room again
             return True
-        if code == ALREADY_EXISTS and result.media_item is not None:
-            self._created(item, result.media_item.id)
-        elif code == ALREADY_EXISTS:
+        if code == ALREADY_EXISTS:
             item.create_status = StageStatus.RUNNING  # there: its id is found by settle()
             self._sent_before.add(item.item_key)
         elif (
@@ -370,6 +374,25 @@ class CreateStage:
         await self.settle(state)
 
 
+def created_id(result: NewMediaItemResult) -> str | None:
+    """The id of the media item a batchCreate answer says exists for its upload, if any."""
+    if result.media_item is None:
+        return None
+    if result.ok or result.status.code == ALREADY_EXISTS:
+        return result.media_item.id
+    return None
+
+
+def delivery(item: ItemState, media_item_id: str) -> ItemState:
+    """A detached copy of ``item`` delivered as ``media_item_id`` (the session's item is not
+    touched: it is marked created only once the delivery is recorded)."""
+    copy = ItemState.from_dict(item.to_dict())
+    copy.media_item_id = media_item_id
+    copy.upload_token = None
+    copy.create_status = StageStatus.COMPLETED
+    return copy
+
+
 def _refused(spec: NewItemSpec, refused: GoogleAPIError) -> NewMediaItemResult:
     """Google's refusal of a whole call, as the answer for one of its items."""
     status = Status(code=refused.error.code, message=refused.error.message or str(refused))
@@ -380,22 +403,3 @@ def _failed_for_now(item: ItemState) -> bool:
     """A create that failed with an error worth trying again (Google's transient codes)."""
     error = item.errors.get(StageName.CREATE)
     return item.create_status is StageStatus.FAILED and error is not None and error.retryable
-
-
-async def switch_album(
-    photos: GooglePhotoLibraryPort, state: SessionState, problem: str, persist: Persist
-) -> None:
-    """Go on in the album found or made again (``problem`` "gone": the user deleted it), or
-    in the next one, "Title (2)"... (``problem`` "full"); checkpoint the choice."""
-    assert state.album_title is not None
-    if problem == "full":
-        state.album_part += 1
-    title = album_title(state.album_title, state.album_part)
-    logger.info("the album is %s: going on in %r", problem, title)
-    state.album_id = await photos.find_or_create_album(title, fresh=True)
-    await persist(state)
-
-
-def album_title(title: str, part: int) -> str:
-    """The title of the session's album number ``part``: "Title", "Title (2)", ..."""
-    return title if part <= 1 else f"{title} ({part})"

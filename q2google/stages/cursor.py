@@ -151,7 +151,7 @@ async def page_walk(
     Returns:
         How many media it added.
     """
-    known = {item.media_id for item in state.items.values()}
+    known = state.known_media_ids()
     added, number, pages = 0, 1, 1
     while number <= pages:
         page = await source.search(start, end, number)

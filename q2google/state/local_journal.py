@@ -12,11 +12,13 @@ A save appends one checkpoint in one write, then fsyncs the file (see
 :mod:`q2google.state.local_writing`, which writes it). A later record of a key
 replaces the earlier one. Only committed checkpoints count: whatever follows the last commit
 line (an unfinished write, torn anywhere) is ignored, and the next save truncates it before
-appending. A line that cannot be read before the last commit is corruption, reported with the
-file and the line number. (The rule is "before the last commit" rather than "not the last
-line" because a write cut short may leave several whole lines of its checkpoint, and a power
-cut may leave garbage anywhere in the one write not yet fsynced: only the commit line says a
-checkpoint is whole.) When the journal holds many more lines than live records it is
+appending. A power cut may also leave the last write's commit line on disk and not a block
+before it (garbage or zeros in its middle): a last checkpoint with a line that cannot be read
+(or a commit that does not count its records) is that unfinished write, dropped with a
+warning, as its save never returned. The same damage in any earlier checkpoint, fsynced
+before the next one was written, is corruption, reported with the file and the line number;
+so is a damaged first checkpoint (``meta.json`` is written only once it is durable).
+When the journal holds many more lines than live records it is
 rewritten with one line per record (temporary file, fsync, ``os.replace``, fsync of the
 directory), as a whole save writes it.
 """
@@ -230,14 +232,16 @@ class _Reader:
         self.keep_data = keep_data  # else records come with their bytes and an empty data
         self.identity = (0, 0, 0, 0)
         self.end = self.lines = self.read = 0
+        self.damaged: str | None = None
 
     def checkpoints(self) -> Iterator[list[_Record]]:
         """Yield the records of each committed checkpoint, in order.
 
         Raises:
             StateError: The file cannot be read (the ``OSError`` is the cause).
-            StateCorruptError: It is missing, a line before the last commit cannot be read, a
-                commit does not count its records, or no checkpoint is complete.
+            StateCorruptError: It is missing, a checkpoint before the last is damaged (a line
+                cannot be read, or its commit does not count its records), or no checkpoint
+                is complete.
         """
         path = self.path
         try:
@@ -251,8 +255,8 @@ class _Reader:
         with handle:
             self.identity = file_identity(os.fstat(handle.fileno()))
             yield from self._checkpoints(self._chunks(handle))
-        if not self.lines:
-            raise StateCorruptError(f"{path}: holds no complete checkpoint")
+        if not self.lines:  # a first save is durable before its meta.json: nothing was torn
+            raise StateCorruptError(self.damaged or f"{path}: holds no complete checkpoint")
         if self.end < self.read:
             logger.info(
                 "%s: ignoring %d bytes from line %d on, an unfinished save (the next save "
@@ -266,6 +270,7 @@ class _Reader:
         path = self.path
         pending: list[_Record] = []
         unreadable: tuple[int, str] | None = None
+        damaged: str | None = None  # a damaged checkpoint: corruption, unless it is the last
         number = offset = 0
         for chunk in chunks:
             for line, value in zip(chunk, _parsed(chunk), strict=True):
@@ -273,20 +278,33 @@ class _Reader:
                 offset += len(line) + 1
                 kind, key, content = _classify(value)
                 if kind == "commit":
+                    if damaged is not None:
+                        raise StateCorruptError(damaged)
                     if unreadable is not None:
-                        raise StateCorruptError(f"{path}: line {unreadable[0]}: {unreadable[1]}")
-                    if content != len(pending):
-                        raise StateCorruptError(
+                        damaged = f"{path}: line {unreadable[0]}: {unreadable[1]}"
+                    elif content != len(pending):
+                        damaged = (
                             f"{path}: line {number}: commits {content} records, "
                             f"but {len(pending)} precede it"
                         )
-                    yield pending
-                    pending, self.end, self.lines = [], offset, number
+                    else:
+                        yield pending
+                        self.end, self.lines = offset, number
+                    pending, unreadable = [], None
+                    continue
                 elif kind in _RECORD_KINDS:
                     data = content if self.keep_data else _NO_DATA
                     pending.append(_Record(kind, key, number, data, line))
                 elif unreadable is None:
                     unreadable = (number, str(content))
+        self.damaged = damaged
+        if damaged is not None and self.lines:  # only the last write can be torn (unsynced)
+            logger.warning(
+                "%s: the last checkpoint is damaged (%s), as a power cut leaves a save that "
+                "had not finished; the one before it is loaded (the next save drops it)",
+                path,
+                damaged.removeprefix(f"{path}: "),
+            )
 
     def _chunks(self, handle: BinaryIO) -> Iterator[list[bytes]]:
         """Yield the complete lines (without their newline) a chunk at a time; a last line

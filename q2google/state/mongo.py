@@ -273,8 +273,8 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
         marks = self._items.find({"session_id": session_id}, fields)
         try:
             open_items, settled = split_settled(marks, album_title=meta.get("album_title"))
-        except (KeyError, TypeError, ValueError) as error:
-            raise StateCorruptError(f"an item is not readable: {error!r}") from None
+        except KeyError as error:
+            raise StateCorruptError(f"an item without {error.args[0]!r}") from None
         keys = list(open_items)
         hidden = {"_id": 0, "session_id": 0}
         items = []

@@ -58,7 +58,8 @@ def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> Settled
         album_title: The session's album title (``None``: the session has no album).
 
     Returns:
-        Its capture time and mark, when it is settled.
+        Its capture time and mark, when it is settled; ``None`` also when its stored form is
+        not valid (the item is then built, and its load reports it).
     """
     if data.get("create_status") != _COMPLETED or data.get("exclusion"):
         return None
@@ -69,8 +70,12 @@ def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> Settled
     )
     if not in_album:
         return None
+    try:
+        mark = mark_data(data)
+    except (KeyError, TypeError, ValueError):  # not valid: built, it is reported as such
+        return None
     captured = data.get("captured_at")
-    return SettledItem(captured if isinstance(captured, str) else None, mark_data(data))
+    return SettledItem(captured if isinstance(captured, str) else None, mark)
 
 
 def split_settled(
