@@ -37,6 +37,7 @@ from q2google.state import (
     StageStatus,
     SyncStateBackend,
     build_backend,
+    load_to_check,
     load_to_run,
     new_session,
     session_lease,
@@ -221,7 +222,7 @@ async def run_session(
         SessionBusyError: Another run holds the session (exit 75); nothing was touched.
     """
     backend = build_backend(settings)
-    stored = await asyncio.to_thread(load_to_run, backend, session_id)
+    stored = await asyncio.to_thread(load_to_check, backend, session_id)
     if retry_failed and stored is None:
         raise Q2GoogleError(
             f"no session {session_id!r} in {backend!r}: `q2google sessions list` shows them"

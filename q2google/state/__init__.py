@@ -40,7 +40,7 @@ from q2google.state.claims import LedgerClaims, LedgerLookups, LedgerRepair
 from q2google.state.lease import FileLeases, LeaseHolder, SessionLeasing, session_lease
 from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
-from q2google.state.protocol import UnsettledLoading, load_to_run
+from q2google.state.protocol import UnsettledLoading, load_to_check, load_to_run
 from q2google.state.request_counts import MemoryRequestCounts, RequestCounts
 from q2google.state.settled import SettledItem
 from q2google.state.summary import StoredSummary
@@ -79,6 +79,7 @@ __all__ = [
     "UnsettledLoading",
     "build_backend",
     "known_schemes",
+    "load_to_check",
     "load_to_run",
     "make_item_key",
     "new_session",

@@ -54,6 +54,7 @@ class ChangeTracking:
         _dirty_batches: set[int]
         _saved_meta: dict[str, Any] | None
         _lock: threading.Lock
+        _meta_only: bool
 
         def meta_dict(self) -> dict[str, Any]: ...
 
@@ -117,7 +118,12 @@ class ChangeTracking:
 
         Yields:
             The changes to write; :attr:`StateChanges.is_empty` when there are none.
+
+        Raises:
+            StateError: The session was loaded for its metadata only.
         """
+        if self._meta_only:
+            self._refuse_partial("saved")
         with self._lock:
             item_keys, self._dirty_items = self._dirty_items, set()
             batch_indices, self._dirty_batches = self._dirty_batches, set()

@@ -185,6 +185,25 @@ class JsonFileBackend(
             lambda: self._load_once(session_id, unsettled=True), "read", session_id
         )
 
+    def load_meta(self, session_id: str) -> SessionState | None:
+        """Read a session's metadata alone (its ``meta.json``), for the checks before a run;
+        a session in an older layout is read whole. It raises what :meth:`load` raises."""
+        directory = self.session_dir(session_id)
+
+        def read() -> SessionState | None:
+            meta_path = directory / META_FILE
+            if not meta_path.is_file():
+                return self._load_once(session_id)
+            meta = read_meta(meta_path, session_id)
+            if layout_of(meta, meta_path) != JOURNAL_LAYOUT_VERSION:
+                return self._load_once(session_id)
+            try:
+                return SessionState.meta_only(meta_from_file(meta))
+            except StateCorruptError as error:
+                raise StateCorruptError(f"{meta_path}: {error}") from None
+
+        return self._retrying(read, "read", session_id)
+
     def _load_once(self, session_id: str, *, unsettled: bool = False) -> SessionState | None:
         directory = self.session_dir(session_id)
         meta_path = directory / META_FILE

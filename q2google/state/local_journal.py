@@ -145,19 +145,18 @@ def read_journal(
         StateCorruptError: It is missing, holds no committed checkpoint, or has an unreadable
             line before its last commit; the message names the file and the line.
     """
-    reader = _Reader(path)
+    reader = _Reader(path, settle=settle)
     journal = Journal(path)
     for checkpoint in reader.checkpoints():
         for record in checkpoint:
             line = (record.number, record.data)
             if record.kind == "item":
-                key = record.data["item_key"]
-                entry = settle(record.data) if settle is not None else None
-                if entry is None:
+                key = str(record.key)
+                if record.settled is None:
                     journal.items[key] = line
                     journal.settled.pop(key, None)
                 else:
-                    journal.settled[key] = entry
+                    journal.settled[key] = record.settled
                     journal.items.pop(key, None)
             elif record.kind == "batch":
                 journal.batches[record.data["batch_index"]] = line
@@ -208,13 +207,15 @@ def compacted(
 
 
 class _Record(NamedTuple):
-    """A record as stored: its kind, key (``None`` for the metadata), line, data and bytes."""
+    """A record as stored: its kind, key (``None`` for the metadata), line, data (empty when
+    not kept, or settled) and bytes (empty when the data is kept), and its settled form."""
 
     kind: str
     key: str | int | None
     number: int
     data: dict[str, Any]
     line: bytes
+    settled: SettledItem | None = None
 
 
 class _Reader:
@@ -227,9 +228,16 @@ class _Reader:
         lines: Lines of the committed checkpoints read so far.
     """
 
-    def __init__(self, path: Path, *, keep_data: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        keep_data: bool = True,
+        settle: Callable[[Mapping[str, Any]], SettledItem | None] | None = None,
+    ) -> None:
         self.path = path
         self.keep_data = keep_data  # else records come with their bytes and an empty data
+        self.settle = settle  # settled items come in their small form only
         self.identity = (0, 0, 0, 0)
         self.end = self.lines = self.read = 0
         self.damaged: str | None = None
@@ -293,8 +301,7 @@ class _Reader:
                     pending, unreadable = [], None
                     continue
                 elif kind in _RECORD_KINDS:
-                    data = content if self.keep_data else _NO_DATA
-                    pending.append(_Record(kind, key, number, data, line))
+                    pending.append(self._record(kind, key, number, content, line))
                 elif unreadable is None:
                     unreadable = (number, str(content))
         self.damaged = damaged
@@ -305,6 +312,17 @@ class _Reader:
                 path,
                 damaged.removeprefix(f"{path}: "),
             )
+
+    def _record(self, kind: str, key: Any, number: int, content: Any, line: bytes) -> _Record:
+        """A record in what is kept of it (a checkpoint may hold a whole session: the data of
+        each of its records, or its bytes, is kept only when wanted)."""
+        if not self.keep_data:
+            return _Record(kind, key, number, _NO_DATA, line)
+        if kind == "item" and self.settle is not None:
+            settled = self.settle(content)
+            if settled is not None:
+                return _Record(kind, key, number, _NO_DATA, b"", settled)
+        return _Record(kind, key, number, content, b"")
 
     def _chunks(self, handle: BinaryIO) -> Iterator[list[bytes]]:
         """Yield the complete lines (without their newline) a chunk at a time; a last line

@@ -48,6 +48,7 @@ from q2google.errors import (
     StateWriteError,
 )
 from q2google.state.base import (
+    SCHEMA_VERSION,
     BatchState,
     ItemState,
     SessionState,
@@ -184,6 +185,27 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
         validate_session_id(session_id)
         found = self._call("read", lambda: self._read_unsettled(session_id))
         return None if found is None else self._state(session_id, *found)
+
+    def load_meta(self, session_id: str) -> SessionState | None:
+        """Read a session's metadata alone (one document), for the checks before a run.
+
+        Raises:
+            As :meth:`load`.
+        """
+        validate_session_id(session_id)
+        meta = self._call(
+            "read", lambda: self._sessions.find_one({"session_id": session_id}, _HIDDEN)
+        )
+        if meta is None:
+            return None
+        if meta.get("schema_version") != SCHEMA_VERSION:  # an older form: migrated whole
+            return self.load(session_id)
+        try:
+            return SessionState.meta_only(meta)
+        except StateCorruptError as error:
+            raise StateCorruptError(
+                f"MongoDB {self.database_name}, session {session_id!r}: {error}"
+            ) from None
 
     def _state(
         self, session_id: str, found: _Found, settled: dict[str, SettledItem]

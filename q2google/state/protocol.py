@@ -71,6 +71,20 @@ class UnsettledLoading(SyncStateBackend, Protocol):
         """
         ...
 
+    def load_meta(self, session_id: str) -> SessionState | None:
+        """Return the stored session's metadata alone
+        (:meth:`~q2google.state.SessionState.meta_only`: no files, never saved), for the checks
+        a command makes before its run, or ``None``."""
+        ...
+
+
+def load_to_check(backend: SyncStateBackend, session_id: str) -> SessionState | None:
+    """Load what a command checks before its run: the metadata alone when the backend can
+    read it alone (an :class:`UnsettledLoading`), else the session as a run loads it."""
+    if isinstance(backend, UnsettledLoading):
+        return backend.load_meta(session_id)
+    return backend.load(session_id)
+
 
 def load_to_run(backend: SyncStateBackend, session_id: str) -> SessionState | None:
     """Load a session as a run needs it: without its settled files when the backend can

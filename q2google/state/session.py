@@ -106,6 +106,7 @@ class SessionState(ChangeTracking, BaseModel):
 
     _items: dict[str, ItemState] = PrivateAttr(default_factory=dict)
     _settled: dict[str, SettledItem] = PrivateAttr(default_factory=dict)
+    _meta_only: bool = PrivateAttr(default=False)
     _batches: dict[int, BatchState] = PrivateAttr(default_factory=dict)
     _next_position: int = PrivateAttr(default=0)
     _dirty_items: set[str] = PrivateAttr(default_factory=set)
@@ -238,6 +239,11 @@ class SessionState(ChangeTracking, BaseModel):
         return data
 
     def _refuse_partial(self, doing: str) -> None:
+        if self._meta_only:
+            raise StateError(
+                f"session {self.session_id!r} was loaded for its metadata only: it cannot be "
+                f"{doing}; load it to run it"
+            )
         if self._settled:
             raise StateError(
                 f"session {self.session_id!r} was loaded without its {len(self._settled)} "
@@ -270,6 +276,18 @@ class SessionState(ChangeTracking, BaseModel):
             (ItemState.from_dict(item) for item in items),
             (BatchState.from_dict(batch) for batch in batches),
         )
+
+    @classmethod
+    def meta_only(cls, meta: Mapping[str, Any]) -> SessionState:
+        """A stored session's metadata alone, without its files: to check a command against
+        it before its run. It cannot be saved (nor written whole).
+
+        Raises:
+            StateCorruptError: The metadata is invalid.
+        """
+        state = cls.from_parts(meta, (), ())
+        state._meta_only = True
+        return state
 
     @classmethod
     def from_parts(

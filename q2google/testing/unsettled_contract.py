@@ -161,3 +161,21 @@ class UnsettledLoadingContract:
         assert loaded is not None
         assert set(loaded.items) == set(state.items), "its run records every created file once"
         assert not loaded.settled
+
+    def test_the_metadata_alone_is_read_for_checks_and_never_saved(
+        self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
+    ) -> None:
+        lean = unsettled_loading(backend)
+        state = settled_and_open()
+        lean.save(state)
+        meta = unsettled_loading(reopen_backend()).load_meta("lean")
+        assert meta is not None
+        assert meta.meta_dict() == state.meta_dict()
+        assert not meta.items
+        assert not meta.settled
+        with pytest.raises(StateError, match="metadata only"):
+            lean.save(meta)
+        assert unsettled_loading(reopen_backend()).load_meta("never-saved") is None
+        whole = reopen_backend().load("lean")
+        assert whole is not None
+        assert summarize(whole) == summarize(state), "nothing was written"
