@@ -3,10 +3,11 @@
 The search is asked for ``[start, cursor + overlap)``, newest first, and always for its
 first page: the cursor (:class:`~q2google.state.base.DiscoveryCursor`) is the capture time of
 the oldest media fully recorded, with the ids recorded at that instant. A page moves it down
-to its own oldest media. Media already known to the session (by id) are passed over without a
-call, so re-reading the overlap, a page that repeats an item at its boundary, or a second
-walk costs one search call per page and nothing more. Rows outside the exact window are left
-out whatever the cloud answered (it may round the range).
+to its own oldest media; it is checkpointed after each page that recorded media, and after
+every :data:`IDLE_PAGES_PER_CHECKPOINT` pages that did not. Media already known to the session
+(by id) are passed over without a call, so re-reading the overlap, a page that repeats an
+item at its boundary, or a second walk costs one search call per page and nothing more. Rows
+outside the exact window are left out whatever the cloud answered (it may round the range).
 
 Only when one instant holds more media than a page (the cursor cannot move) are further
 pages of the same range asked for by number.
@@ -25,6 +26,11 @@ from q2google.state.base import DiscoveryCursor
 OVERLAP = timedelta(seconds=1)
 """How far above the cursor each search reaches again (a cloud that rounds times loses
 nothing at the cursor's own instant)."""
+
+IDLE_PAGES_PER_CHECKPOINT = 25
+"""Pages that found nothing new walked between two checkpoints of the cursor: after a crash
+they are searched again (a call each), instead of a checkpoint each (a 100,000-file library
+walked again is 500 pages)."""
 
 Record = Callable[[Sequence[MediaRow]], Awaitable[int]]
 """Describes and records the new media of a page; returns how many files it added."""
@@ -81,6 +87,7 @@ class WindowWalk:
         """Walk down to the window's start; the cursor is ``None`` once it is done."""
         result = WalkResult()
         number = 1  # > 1 only while one instant holds more media than a page
+        idle = 0  # pages since the last checkpoint, all of media known already
         while True:
             cursor = self.state.discovery_cursor
             upper = self.end
@@ -104,7 +111,10 @@ class WindowWalk:
             )
             number = number + 1 if stuck and not last else 1  # a crowded instant: page on
             self.state.discovery_cursor = moved
-            await self.checkpoint()
+            idle += 0 if fresh else 1
+            if fresh or idle >= IDLE_PAGES_PER_CHECKPOINT or last:
+                await self.checkpoint()  # pages of known media cost a search each, redone
+                idle = 0
             if last:
                 break
         self.state.discovery_cursor = None
