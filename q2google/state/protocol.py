@@ -1,7 +1,10 @@
-"""The protocol a state backend implements: two methods, and an optional catalogue.
+"""The protocol a state backend implements: two methods, an optional catalogue, and the
+optional loading a run prefers (:class:`UnsettledLoading`, with :func:`load_to_run` and
+:func:`load_to_check` choosing it when a backend has it).
 
 Further optional protocols live beside their use: :class:`~q2google.state.SessionLeasing`,
-:class:`~q2google.state.LedgerClaims`, :class:`~q2google.state.RequestCounts`. The
+:class:`~q2google.state.LedgerClaims`, :class:`~q2google.state.LedgerLookups`,
+:class:`~q2google.state.RequestCounts`, :class:`~q2google.state.SessionSummaries`. The
 conformance suite (:class:`q2google.testing.SyncStateBackendContract`) checks them all.
 """
 
