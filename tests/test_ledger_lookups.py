@@ -4,66 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from q2google.errors import EXIT_BAD_INPUT, StateCorruptError
-from q2google.state import LEDGER_SESSION_ID, DeliveryLedger, JsonFileBackend, SyncStateBackend
+from q2google.state import LEDGER_SESSION_ID, DeliveryLedger, JsonFileBackend
 from q2google.state.mongo import MongoBackend
-from q2google.testing.ledger_contract import LedgerLookupContract, delivered_file, recorded
-from tests.sqlite_backend import LeasingSqliteBackend, SqliteBackend
+from q2google.testing.ledger_contract import delivered_file, recorded
+from tests.mongo_commands import CommandNames
 
 REBUILD = "q2google ledger rebuild"
-
-
-class TestJsonLedgerLookups(LedgerLookupContract):
-    @pytest.fixture
-    def backend(self, tmp_path: Path) -> SyncStateBackend:
-        return JsonFileBackend(tmp_path / "state")
-
-    @pytest.fixture
-    def reopen_backend(self, tmp_path: Path) -> Callable[[], SyncStateBackend]:
-        return lambda: JsonFileBackend(tmp_path / "state")
-
-
-class TestMongoLedgerLookups(LedgerLookupContract):
-    @pytest.fixture
-    def backend(self, mongo_uri: str) -> Iterator[SyncStateBackend]:
-        backend = MongoBackend(mongo_uri)
-        yield backend
-        backend.close()
-
-    @pytest.fixture
-    def reopen_backend(self, mongo_uri: str) -> Callable[[], SyncStateBackend]:
-        return lambda: MongoBackend(mongo_uri)
-
-
-class TestSqliteLedgerLookups(LedgerLookupContract):
-    """A backend without the optional protocols: the whole-ledger load answers."""
-
-    @pytest.fixture
-    def backend(self, tmp_path: Path) -> SyncStateBackend:
-        return SqliteBackend(str(tmp_path / "state.db"))
-
-    @pytest.fixture
-    def reopen_backend(self, tmp_path: Path) -> Callable[[], SyncStateBackend]:
-        return lambda: SqliteBackend(str(tmp_path / "state.db"))
-
-
-class TestLeasingSqliteLedgerLookups(LedgerLookupContract):
-    """Claims without lookups: entries are written on their own, lookups load the ledger."""
-
-    @pytest.fixture
-    def backend(self, tmp_path: Path) -> SyncStateBackend:
-        return LeasingSqliteBackend(str(tmp_path / "state.db"))
-
-    @pytest.fixture
-    def reopen_backend(self, tmp_path: Path) -> Callable[[], SyncStateBackend]:
-        return lambda: LeasingSqliteBackend(str(tmp_path / "state.db"))
 
 
 # -- JSON files: an unreadable entry or meta.json --------------------------------------------
@@ -135,23 +88,9 @@ def test_repair_of_no_ledger_creates_nothing(tmp_path: Path) -> None:
 # -- MongoDB: one query per lookup, invalid documents ----------------------------------------
 
 
-class _Finds(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def test_a_mongodb_lookup_is_one_query_whatever_the_keys(mongo_uri: str) -> None:
     recorded(MongoBackend(mongo_uri), *(delivered_file(f"m{n}", f"g-{n}") for n in range(50)))
-    listener = _Finds()
+    listener = CommandNames()
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, event_listeners=[listener])
     backend = MongoBackend(mongo_uri, client=client)
     asked = [f"m{n}-0" for n in range(0, 3000, 3)]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from secantus import SecantusDBServer
 
 from q2google.config import Q2GoogleSettings
@@ -22,6 +22,7 @@ from q2google.errors import (
 from q2google.state import StageStatus, SyncStateBackend, build_backend, new_session
 from q2google.state.mongo import MongoBackend
 from q2google.testing import BackendSpec, SyncStateBackendContract, sample_session
+from tests.mongo_commands import CommandNames
 
 
 class TestMongoBackendContract(SyncStateBackendContract):
@@ -52,24 +53,10 @@ class TestMongoBackendContract(SyncStateBackendContract):
         return drop
 
 
-class RoundTrips(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def test_one_round_trip_per_checkpoint(mongo_uri: str) -> None:
     from pymongo import MongoClient
 
-    listener = RoundTrips()
+    listener = CommandNames()
     client: Any = MongoClient(mongo_uri, event_listeners=[listener])
     backend = MongoBackend(mongo_uri, client=client)
     state = sample_session("rt", items=500)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from q2google.config import Q2GoogleSettings
 from q2google.errors import StateWriteError
@@ -31,6 +31,7 @@ from q2google.state.base import ExclusionKind
 from q2google.state.mongo import MongoBackend
 from q2google.state.outcomes import item_outcome, mark_data, mark_item
 from q2google.testing import sample_session
+from tests.mongo_commands import CommandNames
 
 SMALL_LIBRARY = SandboxLibrary.generated(
     photos=4, videos=1, edits=1, photo_size=20 * KIB, video_size=64 * KIB, seed=11
@@ -212,20 +213,7 @@ def test_a_running_session_without_summary_is_listed_but_left_to_its_run(
 
 
 def test_mongo_keeps_summaries_beside_the_session_documents(mongo_uri: str) -> None:
-    class RoundTrips(monitoring.CommandListener):
-        def __init__(self) -> None:
-            self.commands: list[str] = []
-
-        def started(self, event: monitoring.CommandStartedEvent) -> None:
-            self.commands.append(event.command_name)
-
-        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-            pass
-
-        def failed(self, event: monitoring.CommandFailedEvent) -> None:
-            pass
-
-    listener = RoundTrips()
+    listener = CommandNames()
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, event_listeners=[listener])
     backend = MongoBackend(mongo_uri, client=client)
     state = sample_session("beside", items=50)

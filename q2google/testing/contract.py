@@ -20,9 +20,12 @@ state survives the object, and ``backend_spec`` to run the crash test in a child
             return BackendSpec("my_package.backend:MyBackend", {"path": str(tmp_path)})
 
 The suite includes :class:`~q2google.testing.lease_contract.LeaseContract` (session leases and
-ledger claims), :class:`~q2google.testing.counts_contract.RequestCountsContract` (requests
-counted against Google's daily quota) and
-:class:`~q2google.testing.summary_contract.SessionSummariesContract` (session summaries), for
+ledger claims), :class:`~q2google.testing.ledger_contract.LedgerLookupContract` (ledger
+lookups by key), :class:`~q2google.testing.counts_contract.RequestCountsContract` (requests
+counted against Google's daily quota),
+:class:`~q2google.testing.summary_contract.SessionSummariesContract` (session summaries) and
+:class:`~q2google.testing.unsettled_contract.UnsettledLoadingContract` (runs that load only
+what is still to do), for
 backends that implement those optional protocols (a lease record with an expiry should get a
 short one from ``backend_spec``, so that a dead owner's test waits little; ``drop_summary``
 enables the test of sessions stored without a summary).
@@ -58,6 +61,7 @@ from q2google.state import (
 )
 from q2google.testing.counts_contract import RequestCountsContract
 from q2google.testing.lease_contract import LeaseContract
+from q2google.testing.ledger_contract import LedgerLookupContract
 from q2google.testing.samples import sample_session
 from q2google.testing.summary_contract import SessionSummariesContract
 from q2google.testing.unsettled_contract import UnsettledLoadingContract
@@ -85,7 +89,11 @@ class BackendSpec:
 
 
 class SyncStateBackendContract(
-    LeaseContract, RequestCountsContract, SessionSummariesContract, UnsettledLoadingContract
+    LeaseContract,
+    LedgerLookupContract,
+    RequestCountsContract,
+    SessionSummariesContract,
+    UnsettledLoadingContract,
 ):
     """Behaviour every state backend must show. Subclass it and provide ``backend``."""
 
