@@ -45,6 +45,7 @@ from q2google.state import (
     StageName,
     StageStatus,
 )
+from q2google.state.ledger import ledger_entry
 
 logger = logging.getLogger(__name__)
 
@@ -384,13 +385,11 @@ def created_id(result: NewMediaItemResult) -> str | None:
 
 
 def delivery(item: ItemState, media_item_id: str) -> ItemState:
-    """A detached copy of ``item`` delivered as ``media_item_id`` (the session's item is not
-    touched: it is marked created only once the delivery is recorded)."""
-    copy = ItemState.from_dict(item.to_dict())
-    copy.media_item_id = media_item_id
-    copy.upload_token = None
-    copy.create_status = StageStatus.COMPLETED
-    return copy
+    """The ledger entry of ``item`` delivered as ``media_item_id``, detached (the session's
+    item is not touched: it is marked created only once the delivery is recorded)."""
+    entry = ledger_entry(item)
+    entry.media_item_id = media_item_id
+    return entry
 
 
 def _refused(spec: NewItemSpec, refused: GoogleAPIError) -> NewMediaItemResult:
