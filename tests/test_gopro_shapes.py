@@ -7,6 +7,7 @@ The answers below follow what the GoPro cloud really sends (see docs/gopro.md): 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from q2google.gopro.shapes import (
     frame_name,
     media_row,
     row_verdict,
+    search_page,
 )
 from q2google.gphotos.limits import MAX_PHOTO_BYTES, MAX_VIDEO_BYTES, mime_type, refusal
 from q2google.photos import header_file_name
@@ -256,6 +258,9 @@ def test_every_kind_that_holds_originals_is_searched_for() -> None:
         assert kind in SEARCH_TYPES  # left out by gopro-api's default filter
 
 
+_PAGES = {"total_items": 1, "total_pages": 1}
+
+
 def test_search_rows_parse_from_json_and_from_models() -> None:
     row = media_row(
         {
@@ -277,6 +282,39 @@ def test_search_rows_parse_from_json_and_from_models() -> None:
     assert row.captured_at is not None
     assert row.captured_at.utcoffset() is not None
     assert media_row({"id": "x", "filename": ""}).filename == "x"
+
+
+def test_a_search_answer_reads_as_a_page() -> None:
+    answer = {
+        "_embedded": {
+            "media": [{"id": "a", "type": "Photo", "captured_at": "2024-03-01T10:00:00Z"}]
+        },
+        "_pages": {"current_page": 1, "per_page": 200, "total_items": 1, "total_pages": 1},
+    }
+    page = search_page(answer)
+    assert (page.total_pages, page.total_items) == (1, 1)
+    assert [row.media_id for row in page.rows] == ["a"]
+    assert page.rows[0].captured_at == datetime(2024, 3, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ([], "no _embedded.media"),
+        ({"_embedded": {"media": []}}, "no _embedded.media or _pages"),
+        ({"_embedded": {"media": {}}, "_pages": {}}, "no _embedded.media"),
+        ({"_embedded": {"media": []}, "_pages": {"total_pages": "1"}}, "without total_pages"),
+        ({"_embedded": {"media": [{"type": "Photo"}]}, "_pages": _PAGES}, "without an id"),
+        ({"_embedded": {"media": ["a"]}, "_pages": _PAGES}, "without an id"),
+        (
+            {"_embedded": {"media": [{"id": "a", "captured_at": "yesterday"}]}, "_pages": _PAGES},
+            "does not parse",
+        ),
+    ],
+)
+def test_a_search_answer_without_its_shape_is_refused(answer: Any, problem: str) -> None:
+    with pytest.raises(GoProAnswerError, match=problem):
+        search_page(answer)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 from gopro_api.api.models import DEFAULT_PROCESSING_STATES
 
 from q2google.config import Q2GoogleSettings
-from q2google.gopro import GoProCloudClient
+from q2google.gopro import GoProCloudClient, GoProLibrary, SearchPage
 from q2google.sandbox import Sandbox, SandboxLibrary
 from q2google.sandbox.library import BLOCK_SIZE, GIB, MIB, SandboxAsset, asset_block
 from q2google.testing.memory import peak_rss_mib, reset_peak_rss
@@ -233,3 +233,30 @@ def test_every_block_has_the_block_size_so_ranges_match_whole_reads() -> None:
     start = risky[0] * BLOCK_SIZE - 1000
     whole_tail = b"".join(asset.read(start - 5000))[5000:]
     assert b"".join(asset.read(start)) == whole_tail
+
+
+@pytest.mark.sandbox(library=MIXED)
+def test_search_pages_read_from_json_as_through_gopro_apis_model(sandbox: Sandbox) -> None:
+    """The search walk reads pages as JSON (faster); a plain gopro-api client reads them
+    through its model: both give the same pages."""
+
+    class PlainClient:
+        """gopro-api's own search only (no ``search_answer``)."""
+
+        def __init__(self, client: GoProCloudClient) -> None:
+            self.search = client.search
+
+    async def pages() -> tuple[list[SearchPage], list[SearchPage]]:
+        async with _client(sandbox) as client:
+            fast, plain = (
+                GoProLibrary(client, per_page=7),
+                GoProLibrary(PlainClient(client), per_page=7),
+            )
+            first = [await fast.search(*WIDE, page) for page in (1, 2, 3)]
+            second = [await plain.search(*WIDE, page) for page in (1, 2, 3)]
+            return first, second
+
+    fast, plain = asyncio.run(pages())
+    assert fast == plain
+    assert len({row.media_id for page in fast for row in page.rows}) == 21  # 3 pages of 7
+    assert all(row.captured_at is not None for page in fast for row in page.rows)

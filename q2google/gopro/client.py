@@ -7,6 +7,7 @@ module is the one place that adapts it, by subclassing, so that ``Q2GOOGLE_GOPRO
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from gopro_api import AsyncGoProAPI, AsyncGoProClient
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DOWNLOAD_ACCEPT = "application/vnd.gopro.jk.media+json; version=2.0.0"
+SEARCH_ACCEPT = "application/vnd.gopro.jk.media.search+json; version=2.0.0"
 
 
 class ConfigurableGoProAPI(AsyncGoProAPI):  # type: ignore[misc]
@@ -34,6 +36,25 @@ class ConfigurableGoProAPI(AsyncGoProAPI):  # type: ignore[misc]
     def base_url(self) -> str:
         """The configured origin instead of ``https://api.gopro.com``."""
         return self._origin
+
+    async def search_answer(self, params: Any) -> Any:
+        """``GET /media/search`` as plain JSON, the request gopro-api's ``search`` makes.
+
+        A large library is hundreds of pages, walked again by every run: reading them
+        through gopro-api's model and its attributes took twice as long as the request
+        (:func:`q2google.gopro.shapes.search_page` reads the JSON instead).
+
+        Raises:
+            aiohttp.ClientResponseError: The cloud answered with an error status.
+            ValueError: The body is not JSON.
+        """
+        session = self._session_or_raise()
+        async with session.get(
+            "/media/search", headers=self.get_headers(SEARCH_ACCEPT), params=params.model_dump()
+        ) as response:
+            response.raise_for_status()
+            body = await response.read()
+        return json.loads(body)
 
     async def download_answer(self, media_id: str) -> dict[str, Any]:
         """``GET /media/{id}/download`` as plain JSON, the request gopro-api's ``download`` makes.
@@ -82,6 +103,10 @@ class GoProCloudClient(AsyncGoProClient):  # type: ignore[misc]
     ) -> GoProCloudClient:
         """Build the client for ``settings.gopro_api_url``."""
         return cls(settings.gopro_api_url, access_token=access_token, **kwargs)
+
+    async def search_answer(self, params: Any) -> Any:
+        """A search page as plain JSON (``ConfigurableGoProAPI.search_answer``)."""
+        return await self._api.search_answer(params)
 
     async def download_answer(self, media_id: str) -> dict[str, Any]:
         """A media's download metadata as plain JSON (``ConfigurableGoProAPI.download_answer``)."""

@@ -23,6 +23,7 @@ from q2google.gopro.shapes import (
     SEARCH_TYPES,
     deliverable_files,
     media_row,
+    search_page,
 )
 from q2google.gopro.source import (
     GoProAnswerError,
@@ -63,12 +64,19 @@ class GoProLibrary:
         first (``order_by=captured_at``); the range is sent to the second, not by days."""
         params = search_params(start, end, page, self.per_page)
         try:
-            response = await self._call("GoPro media search", lambda: self.client.search(params))
+            return await self._call("GoPro media search", lambda: self._page(params))
         except (GoProAnswerError, MediaGoneError) as error:  # no page: nothing to go on with
             raise TryLaterError(
                 f"the GoPro cloud's search answer could not be used ({error}); progress is "
                 "saved: run the same command again later"
             ) from None
+
+    async def _page(self, params: Any) -> SearchPage:
+        """A search page from the JSON; through gopro-api's model for a plain client."""
+        raw = getattr(self.client, "search_answer", None)
+        if raw is not None:
+            return search_page(await raw(params))
+        response = await self.client.search(params)
         return SearchPage(
             rows=tuple(media_row(row) for row in response.embedded.media),
             total_pages=int(response.pages.total_pages),

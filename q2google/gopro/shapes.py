@@ -11,8 +11,9 @@ not delivered at all (never a proxy in its place).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from q2google.gopro.source import GoProAnswerError, GoProFile, MediaRow, Verdict
+from q2google.gopro.source import GoProAnswerError, GoProFile, MediaRow, SearchPage, Verdict
 
 
 class Originals(StrEnum):
@@ -130,13 +131,12 @@ def kind_of(media_type: str | None) -> MediaKind | None:
 
 def media_row(raw: Any) -> MediaRow:
     """Read a search row (gopro-api's model or a plain mapping) into a :class:`MediaRow`."""
-
-    def get(name: str) -> Any:
-        return raw.get(name) if isinstance(raw, Mapping) else getattr(raw, name, None)
-
+    get: Callable[[str], Any] = (
+        raw.get if isinstance(raw, Mapping) else functools.partial(getattr_or_none, raw)
+    )
     captured = get("captured_at")
     if isinstance(captured, str):
-        captured = datetime.fromisoformat(captured.replace("Z", "+00:00"))
+        captured = datetime.fromisoformat(captured)  # the cloud's "…Z" included
     if isinstance(captured, datetime) and captured.tzinfo is None:
         captured = captured.replace(tzinfo=UTC)  # the cloud's times are UTC
     size, count, extension = get("file_size"), get("item_count"), get("file_extension")
@@ -151,6 +151,35 @@ def media_row(raw: Any) -> MediaRow:
         ready_to_view=get("ready_to_view"),
         file_extension=extension if isinstance(extension, str) and extension else None,
     )
+
+
+def getattr_or_none(model: Any, name: str) -> Any:
+    """``model.name``, or ``None`` when it has no such attribute."""
+    return getattr(model, name, None)
+
+
+def search_page(answer: Any) -> SearchPage:
+    """Read a search answer (plain JSON) into a :class:`SearchPage`.
+
+    Raises:
+        GoProAnswerError: The answer lacks its pages or its media list, or a row is not an
+            object with an ``id``, or a capture time does not parse.
+    """
+    embedded = answer.get("_embedded") if isinstance(answer, Mapping) else None
+    pages = answer.get("_pages") if isinstance(answer, Mapping) else None
+    media = embedded.get("media") if isinstance(embedded, Mapping) else None
+    if not isinstance(media, list) or not isinstance(pages, Mapping):
+        raise GoProAnswerError("media search: no _embedded.media or _pages in the answer")
+    total_pages, total_items = pages.get("total_pages"), pages.get("total_items")
+    if not isinstance(total_pages, int) or not isinstance(total_items, int):
+        raise GoProAnswerError("media search: _pages without total_pages and total_items")
+    if not all(isinstance(row, Mapping) and row.get("id") for row in media):
+        raise GoProAnswerError("media search: a row without an id")
+    try:
+        rows = tuple(media_row(row) for row in media)
+    except ValueError as error:
+        raise GoProAnswerError(f"media search: a row does not parse ({error})") from None
+    return SearchPage(rows=rows, total_pages=total_pages, total_items=total_items)
 
 
 def row_verdict(row: MediaRow) -> tuple[Verdict, str | None]:

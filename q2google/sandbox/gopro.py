@@ -27,10 +27,11 @@ from q2google.sandbox.faults import FaultInjector, SandboxStats, Throttle
 from q2google.sandbox.gopro_answers import (
     GOPRO_USER_ID,
     download_answer,
+    row_fields,
     search_row,
-    select_fields,
 )
 from q2google.sandbox.library import SandboxLibrary
+from q2google.sandbox.media import SandboxMedia
 
 __all__ = ["GOPRO_USER_ID", "GoProCloud"]
 
@@ -70,6 +71,7 @@ class GoProCloud:
         self.access_token = access_token
         self._tokens: dict[str, float] = {access_token: time.monotonic()}
         self._signing_key = signing_key
+        self._rows: dict[tuple[str, tuple[str, ...]], tuple[SandboxMedia, str]] = {}
 
     def routes(self) -> list[web.RouteDef]:
         """Return the routes to add to the sandbox application."""
@@ -137,7 +139,7 @@ class GoProCloud:
         per_page = min(per_page, MAX_PER_PAGE)
         types = _csv(query.get("type"))
         states = _csv(query.get("processing_states"))
-        fields = _csv(query.get("fields"))
+        names = row_fields(_csv(query.get("fields")))
         times, listed = self.library.listing(
             lambda media: (
                 (types is None or media.type in types)
@@ -149,20 +151,30 @@ class GoProCloud:
         total = high - low  # newest first: page 1 ends at ``high``
         last = max(low, high - (page - 1) * per_page)
         rows = listed[max(low, last - per_page) : last][::-1]
-        return web.json_response(
-            {
-                "_embedded": {
-                    "media": [select_fields(search_row(media), fields) for media in rows],
-                    "errors": [],
-                },
-                "_pages": {
-                    "current_page": page,
-                    "per_page": per_page,
-                    "total_items": total,
-                    "total_pages": math.ceil(total / per_page),
-                },
-            }
+        pages = {
+            "current_page": page,
+            "per_page": per_page,
+            "total_items": total,
+            "total_pages": math.ceil(total / per_page),
+        }
+        media_json = ", ".join(self._row_json(media, names) for media in rows)
+        return web.Response(
+            text=f'{{"_embedded": {{"media": [{media_json}], "errors": []}}, '
+            f'"_pages": {json.dumps(pages)}}}',
+            content_type="application/json",
         )
+
+    def _row_json(self, media: SandboxMedia, names: tuple[str, ...]) -> str:
+        """The search row of ``media`` as JSON, made once per version of the media (a media
+        that changes is a new object), so that walking a large library costs what a page
+        sends, as a database's index would."""
+        cached = self._rows.get((media.media_id, names))
+        if cached is None or cached[0] is not media:
+            cached = self._rows[media.media_id, names] = (
+                media,
+                json.dumps(search_row(media, names)),
+            )
+        return cached[1]
 
     async def download(self, request: web.Request) -> web.Response:
         """``GET /media/{id}/download``: files, variations, sidecars, sprites; signed URLs."""

@@ -30,61 +30,81 @@ def _timestamp(media: SandboxMedia, after: timedelta = timedelta()) -> str:
     return (media.captured_at + after).isoformat().replace("+00:00", "Z")
 
 
-def search_row(media: SandboxMedia) -> dict[str, Any]:
-    """Every field the search can return for ``media``."""
+def _is_video(media: SandboxMedia) -> bool:
+    return media.type not in _PLAY_AS and media.type != "TimeLapse" and not media.is_edit
+
+
+def _resolution(media: SandboxMedia) -> str | None:
     primary = media.primary
-    video = media.type not in _PLAY_AS and media.type != "TimeLapse" and not media.is_edit
-    size = media.file_size
-    milliseconds = size * 1000 // _VIDEO_BYTES_PER_SECOND if video and size is not None else 0
     if primary is None:
-        resolution = None
-    elif video:
-        resolution = f"{primary.height}p"
-    else:
-        resolution = str(primary.width * primary.height)
-    labels = sorted({asset.api_label for asset in (*media.variations, *media.sidecars)})
-    return {
-        "id": media.media_id,
-        "type": media.type,
-        "filename": media.filename,
-        "file_extension": media.file_extension,
-        "captured_at": _timestamp(media),
-        "created_at": _timestamp(media, timedelta(hours=11, minutes=43)),
-        "submitted_at": _timestamp(media, timedelta(hours=11, minutes=40)),
-        "file_size": size,
-        "item_count": media.item_count,
-        "width": primary.width if primary else None,
-        "height": primary.height if primary else None,
-        "camera_model": None if media.is_edit else media.camera_model,
-        "moments_count": 0,
-        "ready_to_view": media.ready_to_view,
-        "ready_to_edit": media.is_ready,
-        "token": "",
-        "content_title": media.filename or None,
-        "content_type": None,
-        "gopro_user_id": GOPRO_USER_ID,
-        "source_gumi": hashlib.sha1(media.media_id.encode(), usedforsecurity=False).hexdigest(),
-        "source_mgumi": None,
-        "fov": None,
-        "mce_type": "premium" if media.type == "MultiClipEdit" else None,
-        "on_public_profile": False,
-        "orientation": 1,
-        "play_as": _PLAY_AS.get(media.type, "video"),
-        "resolution": resolution,
-        "source_duration": str(milliseconds),
-        "thumbnail_available": media.is_ready,
-        "available_labels": labels,
-        "composition": None,
-        "stabilized": False,
-    }
+        return None
+    return f"{primary.height}p" if _is_video(media) else str(primary.width * primary.height)
 
 
-def select_fields(row: dict[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:
-    """Only the asked ``fields`` of ``row`` (all without a list), plus the always-present ones."""
+def _source_duration(media: SandboxMedia) -> str:
+    size = media.file_size
+    video = _is_video(media) and size is not None
+    return str(size * 1000 // _VIDEO_BYTES_PER_SECOND if video and size is not None else 0)
+
+
+def _labels(media: SandboxMedia) -> list[str]:
+    return sorted({asset.api_label for asset in (*media.variations, *media.sidecars)})
+
+
+def _gumi(media: SandboxMedia) -> str:
+    return hashlib.sha1(media.media_id.encode(), usedforsecurity=False).hexdigest()
+
+
+_ROW_FIELDS: dict[str, Callable[[SandboxMedia], Any]] = {
+    "id": lambda media: media.media_id,
+    "type": lambda media: media.type,
+    "filename": lambda media: media.filename,
+    "file_extension": lambda media: media.file_extension,
+    "captured_at": _timestamp,
+    "created_at": lambda media: _timestamp(media, timedelta(hours=11, minutes=43)),
+    "submitted_at": lambda media: _timestamp(media, timedelta(hours=11, minutes=40)),
+    "file_size": lambda media: media.file_size,
+    "item_count": lambda media: media.item_count,
+    "width": lambda media: media.primary.width if media.primary else None,
+    "height": lambda media: media.primary.height if media.primary else None,
+    "camera_model": lambda media: None if media.is_edit else media.camera_model,
+    "moments_count": lambda media: 0,
+    "ready_to_view": lambda media: media.ready_to_view,
+    "ready_to_edit": lambda media: media.is_ready,
+    "token": lambda media: "",
+    "content_title": lambda media: media.filename or None,
+    "content_type": lambda media: None,
+    "gopro_user_id": lambda media: GOPRO_USER_ID,
+    "source_gumi": _gumi,
+    "source_mgumi": lambda media: None,
+    "fov": lambda media: None,
+    "mce_type": lambda media: "premium" if media.type == "MultiClipEdit" else None,
+    "on_public_profile": lambda media: False,
+    "orientation": lambda media: 1,
+    "play_as": lambda media: _PLAY_AS.get(media.type, "video"),
+    "resolution": _resolution,
+    "source_duration": _source_duration,
+    "thumbnail_available": lambda media: media.is_ready,
+    "available_labels": _labels,
+    "composition": lambda media: None,
+    "stabilized": lambda media: False,
+}
+"""Every field the search can return, and how it is made from a media."""
+
+
+def row_fields(fields: Iterable[str] | None) -> tuple[str, ...]:
+    """The fields of a row for a search asking ``fields`` (all without a list), in the
+    cloud's order, with the always-present ones."""
     if fields is None:
-        return row
+        return tuple(_ROW_FIELDS)
     wanted = {*fields, *ALWAYS_PRESENT_FIELDS}
-    return {name: value for name, value in row.items() if name in wanted}
+    return tuple(name for name in _ROW_FIELDS if name in wanted)
+
+
+def search_row(media: SandboxMedia, names: Iterable[str] = tuple(_ROW_FIELDS)) -> dict[str, Any]:
+    """The search row of ``media``: the fields ``names`` (from :func:`row_fields`), only
+    those computed, so that a page costs what it returns."""
+    return {name: _ROW_FIELDS[name](media) for name in names}
 
 
 def download_answer(media: SandboxMedia, url_for: UrlFor) -> dict[str, Any]:
