@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,21 @@ def q2google(
     )
 
 
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Let Ctrl-C reach a child started meanwhile, even when the suite runs in the background:
+    a script's ``cmd &`` starts it with SIGINT ignored, the children inherit that, and Python
+    then never raises KeyboardInterrupt."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def state_snapshot(root: Path) -> dict[str, str]:
     """Every file under ``root`` and the hash of its bytes, to prove nothing changed."""
     return {
@@ -46,14 +62,17 @@ def sync_under_way(*args: str, env: dict[str, str], cwd: Path) -> Iterator[subpr
     progress line on stderr says so); the caller signals it and collects its output."""
     executable = shutil.which("q2google")
     assert executable
-    with subprocess.Popen(
-        [executable, "sync", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"},
-        cwd=cwd,
-    ) as child:
+    with (
+        _interruptible(),
+        subprocess.Popen(
+            [executable, "sync", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, "Q2GOOGLE_PROGRESS_INTERVAL_SECONDS": "0.2"},
+            cwd=cwd,
+        ) as child,
+    ):
         assert child.stderr is not None
         for line in child.stderr:
             if "MiB sent" in line:

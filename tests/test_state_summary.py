@@ -30,6 +30,7 @@ from q2google.state import (
 from q2google.state.base import ExclusionKind
 from q2google.state.mongo import MongoBackend
 from q2google.state.outcomes import item_outcome, mark_data, mark_item
+from q2google.state.settled import settled_item
 from q2google.testing import sample_session
 from tests.mongo_commands import CommandNames
 
@@ -79,6 +80,32 @@ def test_a_file_counts_the_same_from_memory_and_from_its_stored_form() -> None:
     assert outcomes == {"completed", "gone", "deferred", "failed", "pending"}
     for item in files:
         assert mark_data(item.to_dict()) == mark_item(item), item.item_key
+
+
+@pytest.mark.parametrize("album", [None, "GoPro 2024"])
+def test_a_settled_file_counts_the_same_in_its_small_form(album: str | None) -> None:
+    state = sample_session("settled", items=7)
+    files = list(state.items.values())
+    for item in files:
+        item.create_status = StageStatus.COMPLETED
+    files[0].transfer_status = StageStatus.COMPLETED  # created here (into the album)
+    files[1].added_to_album = "album-1"  # created by another session, added to the album
+    files[2].size_bytes = None
+    files[3].exclude(ExclusionKind.SKIPPED, "held back after all")
+    files[5].create_status = StageStatus.FAILED
+    stored = {item.item_key: item.to_dict() for item in files}
+    stored[files[4].item_key]["discovery_status"] = "listed"  # not a valid stored form
+    settled = {key: settled_item(data, album_title=album) for key, data in stored.items()}
+    for item in files[:3] + files[6:]:
+        entry = settled[item.item_key]
+        if album and item in (files[2], files[6]):  # neither created into nor added to it
+            assert entry is None
+            continue
+        assert entry is not None, item.item_key
+        assert entry.mark == mark_item(item)
+        assert entry.captured_at == item.captured_at
+    for item in files[3:6]:  # held back, not valid, not created
+        assert settled[item.item_key] is None
 
 
 def test_summary_json_is_written_beside_meta_only_when_the_counts_change(tmp_path: Path) -> None:

@@ -320,9 +320,9 @@ class SessionState(ChangeTracking, BaseModel):
             raise StateCorruptError(_describe(error, "session")) from None
         state._adopt(sorted(items, key=_position), batches)
         if settled:
-            for key in settled:
-                if key in state._items:
-                    raise StateCorruptError(f"session state: duplicate item {key!r}")
+            both = settled.keys() & state._items.keys()
+            if both:
+                raise StateCorruptError(f"session state: duplicate item {min(both)!r}")
             state._settled = dict(settled)
             last = max(entry.mark[0] for entry in settled.values())
             state._next_position = max(state._next_position, last + 1)

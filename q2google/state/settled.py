@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from q2google.state.outcomes import ItemMark, mark_data
+from q2google.state.outcomes import COMPLETED, ItemMark
 from q2google.state.records import StageStatus
 
 SETTLED_FIELDS = (
@@ -36,6 +36,8 @@ SETTLED_FIELDS = (
 """The stored fields :func:`settled_item` reads (the others may be left out of the read)."""
 
 _COMPLETED = StageStatus.COMPLETED.value
+_STATUSES: dict[object, str] = {status.value: status.value for status in StageStatus}
+"""Stage statuses by their stored form: each file's mark shares these strings."""
 
 
 class SettledItem(NamedTuple):
@@ -63,19 +65,16 @@ def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> Settled
     """
     if data.get("create_status") != _COMPLETED or data.get("exclusion"):
         return None
-    in_album = (
-        not album_title
-        or data.get("transfer_status") == _COMPLETED  # created here: into the album
-        or data.get("added_to_album") is not None
-    )
-    if not in_album:
-        return None
-    try:
-        mark = mark_data(data)
-    except (KeyError, TypeError, ValueError):  # not valid: built, it is reported as such
-        return None
+    transfer = data.get("transfer_status")
+    if album_title and transfer != _COMPLETED and data.get("added_to_album") is None:
+        return None  # created here means created into the album; else added to it, or not
+    position, size = data.get("position"), data.get("size_bytes") or 0
+    discovery, transfer = _STATUSES.get(data.get("discovery_status")), _STATUSES.get(transfer)
+    if type(position) is not int or type(size) is not int or discovery is None or not transfer:
+        return None  # not valid: built, it is reported as such
     captured = data.get("captured_at")
-    return SettledItem(captured if isinstance(captured, str) else None, mark)
+    mark = (position, COMPLETED, discovery, transfer, _COMPLETED, size, None)
+    return SettledItem(captured if type(captured) is str else None, mark)
 
 
 def split_settled(

@@ -218,8 +218,7 @@ class SummaryTracker:
             Its tracker.
         """
         tracker = cls()
-        for key, entry in state.settled.items():  # left out of memory, counted all the same
-            tracker.put(key, entry.mark)
+        tracker._put_new({key: entry.mark for key, entry in state.settled.items()})
         for key, item in state.items.items():
             tracker.put(key, mark_item(item))
         tracker.meta = SummaryMeta.of_state(state)
@@ -247,6 +246,23 @@ class SummaryTracker:
         self._marks[key] = mark
         self._count(key, mark, 1)
         return True
+
+    def _put_new(self, marks: Mapping[str, ItemMark]) -> None:
+        """Count files not counted yet, in bulk (a large session's settled files, at load)."""
+        self._marks.update(marks)
+        counts = Counter((m[OUTCOME], m[DISCOVERY], m[TRANSFER], m[CREATE]) for m in marks.values())
+        discovery, transfer, create = self._stages
+        for (outcome, at_discovery, at_transfer, at_create), number in counts.items():
+            self._outcomes[outcome] += number
+            discovery[at_discovery] += number
+            transfer[at_transfer] += number
+            create[at_create] += number
+        self._bytes_total += sum(mark[SIZE] for mark in marks.values())
+        self._bytes_completed += sum(m[SIZE] for m in marks.values() if m[OUTCOME] == COMPLETED)
+        for key, mark in marks.items():
+            if mark[LISTING] is not None:
+                listed = self._failed if mark[OUTCOME] == FAILED else self._held
+                listed.add(key, mark[POSITION])
 
     def set_meta(self, meta: SummaryMeta) -> bool:
         """Take the session's metadata part; return whether the summary changed."""
