@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 
+from q2google.checkpoints import Checkpoints
 from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.config import Q2GoogleSettings, get_settings
 from q2google.errors import GoProAuthError, QuotaExhaustedError, TryLaterError
@@ -85,19 +86,18 @@ class GoProToPhotosSync:
     last_state: SessionState | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        """Bind the GoPro side to the shared retry policy and prepare the save lock."""
+        """Bind the GoPro side to the shared retry policy and prepare the checkpoints."""
         self._source: GoProSource = (
             self.gopro if isinstance(self.gopro, GoProSource) else GoProLibrary(self.gopro)
         )
-        self._save_lock = asyncio.Lock()
+        self._checkpoints = Checkpoints(self.state_backend.save)
 
     async def _persist_state(self, state: SessionState) -> None:
-        """Checkpoint ``state`` (saves are serialized; the backend runs in a thread)."""
-        async with self._save_lock:
-            await asyncio.to_thread(self.state_backend.save, state)
+        """Checkpoint ``state`` (saves are serialized, and shared by the callers waiting)."""
+        await self._checkpoints.save(state)
 
     async def _save_ledger(self, ledger: DeliveryLedger) -> None:
-        async with self._save_lock:
+        async with self._checkpoints.lock:
             await asyncio.to_thread(ledger.save)
 
     async def _reconcile_with_ledger(self, state: SessionState, ledger: DeliveryLedger) -> None:
@@ -137,22 +137,26 @@ class GoProToPhotosSync:
             await self._persist_state(state)
 
     def _claims(self, state: SessionState, ledger: DeliveryLedger) -> Claim:
-        """Ask the cross-session ledger before each transfer: a file another session has
-        delivered meanwhile is done here too; one it is sending now waits for a later run."""
+        """Ask the cross-session ledger before files are transferred: a file another session
+        has delivered meanwhile is done here too; one it is sending now waits for a later run.
+        """
 
-        async def claim(item: ItemState) -> bool:
-            if await asyncio.to_thread(ledger.claim, item.item_key, state.session_id):
-                return True
-            known = await asyncio.to_thread(ledger.delivered, item.item_key)
-            if known is not None:
-                item.media_item_id, item.upload_token = known, None
-                item.transfer_status = StageStatus.SKIPPED
-                item.create_status = StageStatus.COMPLETED
-            else:
-                item.exclude(
-                    ExclusionKind.DEFERRED, "another q2google session is sending it right now"
-                )
-            return False
+        async def claim(items: Sequence[ItemState]) -> set[str]:
+            keys = [item.item_key for item in items]
+            won = set(await asyncio.to_thread(ledger.claim_many, keys, state.session_id))
+            for item in items:
+                if item.item_key in won:
+                    continue
+                known = await asyncio.to_thread(ledger.delivered, item.item_key)
+                if known is not None:
+                    item.media_item_id, item.upload_token = known, None
+                    item.transfer_status = StageStatus.SKIPPED
+                    item.create_status = StageStatus.COMPLETED
+                else:
+                    item.exclude(
+                        ExclusionKind.DEFERRED, "another q2google session is sending it right now"
+                    )
+            return won
 
         return claim
 

@@ -269,10 +269,15 @@ def describe_late(
     if not isinstance(files, str):
         single = len(files) == 1
         files = [_within_google_limits(entry, row.file_size if single else None) for entry in files]
-    before = set(state.items)
+    keys = (
+        [make_item_key(item.media_id, 0)]
+        if isinstance(files, str)
+        else [make_item_key(entry.media_id, entry.file_index) for entry in files]
+    )  # what merge may add (never a pass over the session: this runs for every file)
+    before = {key for key in keys if state.knows(key)}
     item.discovery_status = StageStatus.PENDING  # described again below, as discovery would
     merge(state, row, files)
-    return [state.items[key] for key in state.items if key not in before]
+    return [state.items[key] for key in keys if key not in before and key in state.items]
 
 
 def _pending(item: ItemState) -> bool:

@@ -19,9 +19,10 @@ sent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
@@ -63,8 +64,12 @@ logger = logging.getLogger(__name__)
 
 Persist = Callable[[SessionState], Awaitable[None]]
 OnUploaded = Callable[[ItemState], Awaitable[None]]
-Claim = Callable[[ItemState], Awaitable[bool]]
-"""Whether this run may transfer a file now; it records why not on the item itself."""
+Claim = Callable[[Sequence[ItemState]], Awaitable[set[str]]]
+"""Which of these files this run may transfer now (their keys); it records why not on each
+other item itself."""
+CLAIM_AHEAD = 16
+"""Files claimed together, the next in line: a claim is a round trip to the state store, once
+per file it cost small files more than their transfer."""
 URL_REFRESHES = 3
 
 
@@ -137,13 +142,25 @@ class TransferStage:
         queue = deque(pending)
         self.cdn_files.begin(pending, lambda added: queue.extend(filter(_needs_transfer, added)))
 
+        claims: dict[str, asyncio.Future[set[str]]] = {}
+
+        async def admitted(item: ItemState) -> bool:
+            if claim is None:
+                return True
+            if item.item_key not in claims:  # claim it with the next files in line
+                ahead = (other for other in queue if other.item_key not in claims)
+                group = [item, *itertools.islice(ahead, CLAIM_AHEAD - 1)]
+                asked = asyncio.ensure_future(claim(group))
+                claims.update((member.item_key, asked) for member in group)
+            return item.item_key in await claims.pop(item.item_key)
+
         async def worker() -> None:
             while queue:
                 async with self._slot(metrics):
                     if not queue:
                         break
                     item = queue.popleft()
-                    if claim is not None and not await claim(item):
+                    if not await admitted(item):
                         await self.persist(state)
                         continue
                     ok = await self._transfer(state, item, metrics)
@@ -161,6 +178,11 @@ class TransferStage:
             raise errors.exceptions[0] from None
         finally:
             metrics.seconds_transfer_wall += self.clock.monotonic() - started
+            for asked in set(claims.values()):  # claims of files the run stopped before
+                if asked.done() and not asked.cancelled():
+                    asked.exception()  # seen (it was raised to a worker, or is moot)
+                else:
+                    asked.cancel()
         failed = any(item.transfer_status is StageStatus.FAILED for item in state.items.values())
         state.set_stage(StageName.TRANSFER, StageStatus.FAILED if failed else StageStatus.COMPLETED)
         await self.persist(state)

@@ -36,7 +36,7 @@ from q2google.state.base import (
     new_session,
     validate_session_id,
 )
-from q2google.state.claims import LedgerClaims, LedgerLookups, LedgerRepair
+from q2google.state.claims import BulkClaims, LedgerClaims, LedgerLookups, LedgerRepair
 from q2google.state.lease import FileLeases, LeaseHolder, SessionLeasing, session_lease
 from q2google.state.ledger import LEDGER_SESSION_ID, DeliveryLedger
 from q2google.state.local import JsonFileBackend
@@ -55,6 +55,7 @@ __all__ = [
     "LEDGER_SESSION_ID",
     "SCHEMA_VERSION",
     "BatchState",
+    "BulkClaims",
     "DeliveryLedger",
     "ErrorRecord",
     "FileLeases",

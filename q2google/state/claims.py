@@ -58,6 +58,24 @@ class LedgerClaims(Protocol):
 
 
 @runtime_checkable
+class BulkClaims(Protocol):
+    """A :class:`LedgerClaims` backend that claims and releases many files in one call
+    (optional): a run of small files claims its next files together, not one at a time."""
+
+    def claim_items(self, item_keys: Sequence[str], session_id: str) -> list[str]:
+        """:meth:`LedgerClaims.claim_item` for each key, each claim atomic.
+
+        Returns:
+            The keys whose claim is ``session_id``'s now, in the order given.
+        """
+        ...
+
+    def release_items(self, item_keys: Sequence[str], session_id: str) -> None:
+        """:meth:`LedgerClaims.release_item` for each key."""
+        ...
+
+
+@runtime_checkable
 class LedgerLookups(Protocol):
     """A backend that reads ledger entries by key, without loading the whole ledger (optional).
 

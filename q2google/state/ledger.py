@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 from q2google.errors import InvalidSessionIdError, StateCorruptError, StateError
 from q2google.state.base import (
@@ -27,7 +27,7 @@ from q2google.state.base import (
     SyncStateBackend,
     new_session,
 )
-from q2google.state.claims import LedgerClaims, LedgerLookups
+from q2google.state.claims import BulkClaims, LedgerClaims, LedgerLookups
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,9 @@ class DeliveryLedger:
         self.backend = backend
         self._state: SessionState | None = None
         self._claims = backend if isinstance(backend, LedgerClaims) else None
+        self._bulk = (
+            backend if self._claims is not None and isinstance(backend, BulkClaims) else None
+        )
         self._lookups = (
             backend if self._claims is not None and isinstance(backend, LedgerLookups) else None
         )
@@ -233,10 +236,14 @@ class DeliveryLedger:
             saved = [key for key in list(self._claimed) if key in state.items]
         else:
             saved = self._save_entries(self._claims)
-        for key in saved:
-            session_id = self._claimed.get(key)
-            if session_id is not None:
-                self.release(key, session_id)
+        by_session: dict[str, list[str]] = {}
+        with self._lock:
+            for key in saved:
+                session_id = self._claimed.get(key)
+                if session_id is not None:
+                    by_session.setdefault(session_id, []).append(key)
+        for session_id, keys in by_session.items():
+            self.release_many(keys, session_id)
 
     def _save_entries(self, claims: LedgerClaims) -> list[str]:
         """Write the recorded entries the store does not hold as they are; return their keys."""
@@ -312,6 +319,36 @@ class DeliveryLedger:
             return False
         return True
 
+    def claim_many(self, item_keys: Sequence[str], session_id: str) -> list[str]:
+        """:meth:`claim` each file, in one call to the store when it can (see
+        :class:`~q2google.state.claims.BulkClaims`) and one lookup of those won.
+
+        Returns:
+            The keys ``session_id`` owns now and that are not delivered, in the order given.
+        """
+        if self._bulk is None or self._lookups is None:
+            return [key for key in item_keys if self.claim(key, session_id)]
+        won = self._bulk.claim_items(item_keys, session_id)
+        with self._lock:
+            self._claimed.update((key, session_id) for key in won)
+        # Claimed first, asked second: a run records a delivery before it releases the claim.
+        delivered = self.delivered_many(won)
+        if delivered:
+            self.release_many(list(delivered), session_id)
+        return [key for key in won if key not in delivered]
+
+    def release_many(self, item_keys: Sequence[str], session_id: str) -> None:
+        """:meth:`release` each file, in one call to the store when it can."""
+        if self._bulk is None:
+            for key in item_keys:
+                self.release(key, session_id)
+            return
+        with self._lock:
+            for key in item_keys:
+                if self._claimed.get(key) == session_id:
+                    del self._claimed[key]
+        self._bulk.release_items(item_keys, session_id)
+
     def release(self, item_key: str, session_id: str) -> None:
         """Let go of ``session_id``'s claim on a file (not delivered, or recorded)."""
         with self._lock:
@@ -330,6 +367,5 @@ class DeliveryLedger:
                 for key, owner in self._claimed.items()
                 if owner == session_id and key not in kept
             ]
-        for key in keys:
-            self.release(key, session_id)
+        self.release_many(keys, session_id)
         return len(keys)

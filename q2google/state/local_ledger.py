@@ -24,9 +24,11 @@ entries it found.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -67,6 +69,8 @@ SET_ASIDE_SUFFIX = ".unreadable"
 CLAIMS_LOCK = ".claims.lock"
 CLAIMS_LOCK_WAIT_SECONDS = 30.0
 """Each holder keeps the claims lock for an instant; waiting this long means a stuck disk."""
+CLAIMS_LOCK_POLL_SECONDS = 0.002
+"""How often a process waiting for another's claims lock tries it again (held an instant)."""
 
 
 class JsonLeasesAndClaims:
@@ -208,21 +212,36 @@ class JsonLeasesAndClaims:
             StateWriteError,
         )
 
+    def claim_items(self, item_keys: Sequence[str], session_id: str) -> list[str]:
+        """Claim files for ``session_id`` under one hold of the claims lock (see
+        :class:`~q2google.state.claims.BulkClaims`)."""
+        return self._retrying(
+            lambda: self._claim_many(item_keys, session_id),
+            "write",
+            LEDGER_SESSION_ID,
+            StateWriteError,
+        )
+
     def _claim_once(self, item_key: str, session_id: str) -> bool:
-        path = self._claims_dir() / self.item_file_name(item_key)
+        return bool(self._claim_many([item_key], session_id))
+
+    def _claim_many(self, item_keys: Sequence[str], session_id: str) -> list[str]:
+        directory = self._claims_dir()
+        won: list[str] = []
+        alive: dict[str, bool] = {}  # whether a holder's session runs, asked once each
         with self._claims_locked():
-            holder = _claim_holder(path)
-            if holder == session_id:
-                return True
-            if holder is not None and self.leases.holder(holder) is not None:
-                return False
-            record = {"session_id": session_id, "item_key": item_key, "since": utc_now_iso()}
-            temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(json.dumps(record).encode())
-            os.replace(temporary, path)
-        return True
+            for item_key in item_keys:
+                path = directory / self.item_file_name(item_key)
+                holder = _claim_holder(path)
+                if holder is not None and holder != session_id:
+                    if holder not in alive:
+                        alive[holder] = self.leases.holder(holder) is not None
+                    if alive[holder]:
+                        continue
+                if holder != session_id:
+                    _write_claim(path, item_key, session_id)
+                won.append(item_key)
+        return won
 
     def release_item(self, item_key: str, session_id: str) -> None:
         """Drop ``session_id``'s claim on a file, if it is its own."""
@@ -233,11 +252,25 @@ class JsonLeasesAndClaims:
             StateWriteError,
         )
 
+    def release_items(self, item_keys: Sequence[str], session_id: str) -> None:
+        """Drop ``session_id``'s claims on files under one hold of the claims lock."""
+        self._retrying(
+            lambda: self._release_many(item_keys, session_id),
+            "write",
+            LEDGER_SESSION_ID,
+            StateWriteError,
+        )
+
     def _release_once(self, item_key: str, session_id: str) -> None:
-        path = self._claims_dir() / self.item_file_name(item_key)
+        self._release_many([item_key], session_id)
+
+    def _release_many(self, item_keys: Sequence[str], session_id: str) -> None:
+        directory = self._claims_dir()
         with self._claims_locked():
-            if _claim_holder(path) == session_id:
-                path.unlink(missing_ok=True)
+            for item_key in item_keys:
+                path = directory / self.item_file_name(item_key)
+                if _claim_holder(path) == session_id:
+                    path.unlink(missing_ok=True)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -269,19 +302,33 @@ class JsonLeasesAndClaims:
 
     @contextmanager
     def _claims_locked(self) -> Iterator[None]:
-        lock = FileLock(self._ledger_dir() / CLAIMS_LOCK, mode=0o600, thread_local=False)
+        """Hold the claims lock: this process's threads queue on a thread lock first, so the
+        file lock (whose waiters poll) is only ever contended by other processes."""
+        path = self._ledger_dir() / CLAIMS_LOCK
+        threads = _thread_lock(str(path))
+        if not threads.acquire(timeout=CLAIMS_LOCK_WAIT_SECONDS):
+            raise self._claims_stuck()
         try:
-            lock.acquire(timeout=CLAIMS_LOCK_WAIT_SECONDS)
-        except Timeout:
-            raise StateUnavailableError(
-                f"the state store {self.state_dir} did not let q2google claim a file for "
-                f"{CLAIMS_LOCK_WAIT_SECONDS:.0f} s; progress up to the last checkpoint is saved: "
-                "run the same command again"
-            ) from None
-        try:
-            yield
+            lock = FileLock(path, mode=0o600, thread_local=False)
+            try:
+                lock.acquire(
+                    timeout=CLAIMS_LOCK_WAIT_SECONDS, poll_interval=CLAIMS_LOCK_POLL_SECONDS
+                )
+            except Timeout:
+                raise self._claims_stuck() from None
+            try:
+                yield
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            threads.release()
+
+    def _claims_stuck(self) -> StateUnavailableError:
+        return StateUnavailableError(
+            f"the state store {self.state_dir} did not let q2google claim a file for "
+            f"{CLAIMS_LOCK_WAIT_SECONDS:.0f} s; progress up to the last checkpoint is saved: "
+            "run the same command again"
+        )
 
     def _ensure_ledger(self) -> Path:
         """Create the ledger's directory and ``meta.json`` if missing, race-free.
@@ -329,6 +376,22 @@ class JsonLeasesAndClaims:
             return {}
         ledger = self.load(LEDGER_SESSION_ID)
         return dict(ledger.items) if ledger is not None else {}
+
+
+def _write_claim(path: Path, item_key: str, session_id: str) -> None:
+    """Write a claim atomically (not fsynced: a claim only counts while its run is alive)."""
+    record = {"session_id": session_id, "item_key": item_key, "since": utc_now_iso()}
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(json.dumps(record).encode())
+    os.replace(temporary, path)
+
+
+@functools.cache
+def _thread_lock(path: str) -> threading.Lock:
+    """This process's lock in front of the claims lock file ``path``."""
+    return threading.Lock()
 
 
 def _entry_file(name: str) -> bool:

@@ -19,12 +19,13 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from q2google.errors import EXIT_TRY_LATER, SessionBusyError
 from q2google.state import (
+    BulkClaims,
     DeliveryLedger,
     ItemState,
     LedgerClaims,
@@ -332,3 +333,22 @@ class LeaseContract:
         expected = {make_item_key(media, 0): google for plan in plans for media, google in plan}
         assert {key: ledger.media_item_id(key) for key in expected} == expected
         assert len(ledger) == len(expected)
+
+    def test_many_files_are_claimed_and_released_as_one_at_a_time(
+        self, backend: SyncStateBackend
+    ) -> None:
+        leases = claiming(backend)
+        if not isinstance(backend, BulkClaims):
+            pytest.skip("the backend does not claim files in bulk (optional)")
+        claims = cast(LedgerClaims, backend)
+        with leases.lease("bulk-holder"), leases.lease("bulk"):
+            assert claims.claim_item("busy-0", "bulk-holder")
+            won = backend.claim_items(["free-0", "busy-0", "free-1", "free-0"], "bulk")
+            assert won == ["free-0", "free-1", "free-0"]  # a running session's claim holds
+            assert not claims.claim_item("free-1", "bulk-holder")  # the claims are bulk's
+            assert backend.claim_items(["free-1"], "bulk") == ["free-1"]  # already its own
+            backend.release_items(["free-0", "busy-0"], "bulk")  # busy-0 is not its own
+            assert claims.claim_item("free-0", "bulk-holder")
+            assert not claims.claim_item("busy-0", "bulk")
+            assert backend.claim_items([], "bulk") == []
+        assert claims.claim_item("free-1", "bulk-holder")  # bulk's run is over: taken over

@@ -1,0 +1,47 @@
+"""Checkpoints for concurrent callers: one save serves every caller that waited for it.
+
+Four transfers finishing at once used to queue four saves, each waiting for the others: a
+checkpoint cost a file several saves of latency. Here a caller returns once a save that
+*began after its call* has finished (so it holds the caller's changes); the callers that
+arrive while a save runs are all served by the next one (a group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from q2google.state import SessionState
+
+
+class Checkpoints:
+    """Serialized saves of sessions, shared by the callers waiting meanwhile.
+
+    Args:
+        save: Writes a session's changes (blocking: it runs in a thread).
+
+    Attributes:
+        lock: Held while a save runs; hold it to write something else between two saves.
+    """
+
+    def __init__(self, save: Callable[[SessionState], None]) -> None:
+        self._save = save
+        self.lock = asyncio.Lock()
+        self._asked: dict[int, int] = {}
+        self._saved: dict[int, int] = {}
+
+    async def save(self, state: SessionState) -> None:
+        """Return once ``state`` is saved with every change made before this call.
+
+        Raises:
+            Exception: What the save raised (to the caller whose save it was; a caller served
+                by that save tries its own).
+        """
+        key = id(state)
+        asked = self._asked[key] = self._asked.get(key, 0) + 1
+        async with self.lock:
+            if self._saved.get(key, 0) >= asked:
+                return  # a save that began after this call has finished
+            covers = self._asked[key]  # every call made so far: their changes are in memory
+            await asyncio.to_thread(self._save, state)
+            self._saved[key] = covers
