@@ -34,6 +34,7 @@ from q2google.stages.transfer import Claim, PermanentItemError, TransferStage
 from q2google.state import (
     DeliveryLedger,
     ItemState,
+    LedgerClaims,
     SessionState,
     StageName,
     StageStatus,
@@ -91,13 +92,19 @@ class GoProToPhotosSync:
             self.gopro if isinstance(self.gopro, GoProSource) else GoProLibrary(self.gopro)
         )
         self._checkpoints = Checkpoints(self.state_backend.save)
+        self._ledger_lock = asyncio.Lock()
 
     async def _persist_state(self, state: SessionState) -> None:
         """Checkpoint ``state`` (saves are serialized, and shared by the callers waiting)."""
         await self._checkpoints.save(state)
 
     async def _save_ledger(self, ledger: DeliveryLedger) -> None:
-        async with self._checkpoints.lock:
+        """Store the ledger's new entries. A store that keeps each entry on its own
+        (:class:`~q2google.state.LedgerClaims`) writes them beside the checkpoints, which
+        need not wait (no item says it is created before its entry is stored: the create
+        stage records first); another saves its ledger as a session, between checkpoints."""
+        claims = isinstance(self.state_backend, LedgerClaims)
+        async with self._ledger_lock if claims else self._checkpoints.lock:
             await asyncio.to_thread(ledger.save)
 
     async def _reconcile_with_ledger(self, state: SessionState, ledger: DeliveryLedger) -> None:

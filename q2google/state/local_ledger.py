@@ -1,4 +1,4 @@
-"""The JSON backend's session leases and ledger claims: files and OS locks, nothing else.
+"""The JSON backend's session leases and ledger entries: files and OS locks, nothing else.
 
 Layout, beside the sessions under the state directory::
 
@@ -7,13 +7,9 @@ Layout, beside the sessions under the state directory::
     {state_dir}/q2google-ledger/meta.json                the ledger, created race-free
     {state_dir}/q2google-ledger/items/{item}.json        one file per delivered file, each
                                                          replaced atomically
-    {state_dir}/q2google-ledger/claims/{item}.json       who is delivering a file now
-    {state_dir}/q2google-ledger/.claims.lock             held for an instant around each claim
+    {state_dir}/q2google-ledger/claims/{item}.json       who is delivering a file now, and
+    {state_dir}/q2google-ledger/.claims.lock             its lock (:mod:`.local_claims`)
     {state_dir}/q2google-ledger/**/.{name}.{hex}.unreadable  a record ``ledger rebuild`` set aside
-
-A claim is read, judged and written while ``.claims.lock`` is held, so two processes never
-both take one. A claim whose session's lease is free (its run died) is taken over. Claims are
-not fsynced: a claim only means something while its run is alive.
 
 Lookups read the entry files of the files asked about, never the whole ledger. An unreadable
 entry counts as not delivered, with a warning; an unreadable ``meta.json`` stops the lookup
@@ -24,31 +20,23 @@ entries it found.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import secrets
-import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from filelock import FileLock, Timeout
-
 from q2google.errors import (
-    InvalidSessionIdError,
     StateCorruptError,
     StateError,
-    StateUnavailableError,
     StateWriteError,
 )
 from q2google.state.base import (
     SCHEMA_VERSION,
     ItemState,
     SessionState,
-    utc_now_iso,
-    validate_session_id,
 )
 from q2google.state.lease import FileLeases, LeaseHolder
 from q2google.state.ledger import (
@@ -57,23 +45,18 @@ from q2google.state.ledger import (
     new_ledger,
     warn_unreadable_entry,
 )
+from q2google.state.local_claims import JsonClaims
 from q2google.state.retrying import on_disk
 
 T = TypeVar("T")
 
 LOCKS_DIR = ".locks"
-CLAIMS_DIR = "claims"
 ENTRIES_DIR = "items"
 LEDGER_META = "meta.json"
 SET_ASIDE_SUFFIX = ".unreadable"
-CLAIMS_LOCK = ".claims.lock"
-CLAIMS_LOCK_WAIT_SECONDS = 30.0
-"""Each holder keeps the claims lock for an instant; waiting this long means a stuck disk."""
-CLAIMS_LOCK_POLL_SECONDS = 0.002
-"""How often a process waiting for another's claims lock tries it again (held an instant)."""
 
 
-class JsonLeasesAndClaims:
+class JsonLeasesAndClaims(JsonClaims):
     """:class:`~q2google.state.lease.SessionLeasing` and
     :class:`~q2google.state.claims.LedgerClaims` for :class:`~q2google.state.JsonFileBackend`.
     """
@@ -203,75 +186,6 @@ class JsonLeasesAndClaims:
             self._ensure_ledger()
         return set_aside
 
-    def claim_item(self, item_key: str, session_id: str) -> bool:
-        """Claim a file for ``session_id`` (see :class:`~q2google.state.claims.LedgerClaims`)."""
-        return self._retrying(
-            lambda: self._claim_once(item_key, session_id),
-            "write",
-            LEDGER_SESSION_ID,
-            StateWriteError,
-        )
-
-    def claim_items(self, item_keys: Sequence[str], session_id: str) -> list[str]:
-        """Claim files for ``session_id`` under one hold of the claims lock (see
-        :class:`~q2google.state.claims.BulkClaims`)."""
-        return self._retrying(
-            lambda: self._claim_many(item_keys, session_id),
-            "write",
-            LEDGER_SESSION_ID,
-            StateWriteError,
-        )
-
-    def _claim_once(self, item_key: str, session_id: str) -> bool:
-        return bool(self._claim_many([item_key], session_id))
-
-    def _claim_many(self, item_keys: Sequence[str], session_id: str) -> list[str]:
-        directory = self._claims_dir()
-        won: list[str] = []
-        alive: dict[str, bool] = {}  # whether a holder's session runs, asked once each
-        with self._claims_locked():
-            for item_key in item_keys:
-                path = directory / self.item_file_name(item_key)
-                holder = _claim_holder(path)
-                if holder is not None and holder != session_id:
-                    if holder not in alive:
-                        alive[holder] = self.leases.holder(holder) is not None
-                    if alive[holder]:
-                        continue
-                if holder != session_id:
-                    _write_claim(path, item_key, session_id)
-                won.append(item_key)
-        return won
-
-    def release_item(self, item_key: str, session_id: str) -> None:
-        """Drop ``session_id``'s claim on a file, if it is its own."""
-        self._retrying(
-            lambda: self._release_once(item_key, session_id),
-            "write",
-            LEDGER_SESSION_ID,
-            StateWriteError,
-        )
-
-    def release_items(self, item_keys: Sequence[str], session_id: str) -> None:
-        """Drop ``session_id``'s claims on files under one hold of the claims lock."""
-        self._retrying(
-            lambda: self._release_many(item_keys, session_id),
-            "write",
-            LEDGER_SESSION_ID,
-            StateWriteError,
-        )
-
-    def _release_once(self, item_key: str, session_id: str) -> None:
-        self._release_many([item_key], session_id)
-
-    def _release_many(self, item_keys: Sequence[str], session_id: str) -> None:
-        directory = self._claims_dir()
-        with self._claims_locked():
-            for item_key in item_keys:
-                path = directory / self.item_file_name(item_key)
-                if _claim_holder(path) == session_id:
-                    path.unlink(missing_ok=True)
-
     # -- internals -------------------------------------------------------------------------
 
     def _retrying(
@@ -294,41 +208,6 @@ class JsonLeasesAndClaims:
 
     def _ledger_dir(self) -> Path:
         return self.session_dir(LEDGER_SESSION_ID)
-
-    def _claims_dir(self) -> Path:
-        directory = self._ledger_dir() / CLAIMS_DIR
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
-
-    @contextmanager
-    def _claims_locked(self) -> Iterator[None]:
-        """Hold the claims lock: this process's threads queue on a thread lock first, so the
-        file lock (whose waiters poll) is only ever contended by other processes."""
-        path = self._ledger_dir() / CLAIMS_LOCK
-        threads = _thread_lock(str(path))
-        if not threads.acquire(timeout=CLAIMS_LOCK_WAIT_SECONDS):
-            raise self._claims_stuck()
-        try:
-            lock = FileLock(path, mode=0o600, thread_local=False)
-            try:
-                lock.acquire(
-                    timeout=CLAIMS_LOCK_WAIT_SECONDS, poll_interval=CLAIMS_LOCK_POLL_SECONDS
-                )
-            except Timeout:
-                raise self._claims_stuck() from None
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            threads.release()
-
-    def _claims_stuck(self) -> StateUnavailableError:
-        return StateUnavailableError(
-            f"the state store {self.state_dir} did not let q2google claim a file for "
-            f"{CLAIMS_LOCK_WAIT_SECONDS:.0f} s; progress up to the last checkpoint is saved: "
-            "run the same command again"
-        )
 
     def _ensure_ledger(self) -> Path:
         """Create the ledger's directory and ``meta.json`` if missing, race-free.
@@ -376,22 +255,6 @@ class JsonLeasesAndClaims:
             return {}
         ledger = self.load(LEDGER_SESSION_ID)
         return dict(ledger.items) if ledger is not None else {}
-
-
-def _write_claim(path: Path, item_key: str, session_id: str) -> None:
-    """Write a claim atomically (not fsynced: a claim only counts while its run is alive)."""
-    record = {"session_id": session_id, "item_key": item_key, "since": utc_now_iso()}
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(json.dumps(record).encode())
-    os.replace(temporary, path)
-
-
-@functools.cache
-def _thread_lock(path: str) -> threading.Lock:
-    """This process's lock in front of the claims lock file ``path``."""
-    return threading.Lock()
 
 
 def _entry_file(name: str) -> bool:
@@ -459,16 +322,3 @@ def _set_aside(path: Path) -> str:
     """Rename an unreadable file to a hidden name nothing reads; return where it was."""
     os.replace(path, path.with_name(f".{path.name}.{secrets.token_hex(4)}{SET_ASIDE_SUFFIX}"))
     return str(path)
-
-
-def _claim_holder(path: Path) -> str | None:
-    """The session holding a claim file, or ``None`` (none, or unreadable: free to take)."""
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    holder = data.get("session_id") if isinstance(data, dict) else None
-    try:
-        return validate_session_id(holder)
-    except InvalidSessionIdError:  # not written by q2google: nobody's
-        return None

@@ -1,0 +1,200 @@
+"""The JSON backend's ledger claims: who is delivering a file now, in files under one lock.
+
+Layout, in the ledger's directory (``{state_dir}/q2google-ledger``)::
+
+    claims/{item}.json     who is delivering a file now (session_id, item_key, since)
+    .claims.lock           held for an instant around each claim (or group of claims)
+
+A claim is read, judged and written while ``.claims.lock`` is held, so two processes never
+both take one. A claim whose session's lease is free (its run died) is taken over. Claims are
+not fsynced: a claim only means something while its run is alive. The threads of one process
+queue on a thread lock before the file lock, whose waiters poll.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from filelock import FileLock, Timeout
+
+from q2google.errors import (
+    InvalidSessionIdError,
+    StateError,
+    StateUnavailableError,
+    StateWriteError,
+)
+from q2google.state.base import utc_now_iso, validate_session_id
+from q2google.state.ledger import LEDGER_SESSION_ID
+
+if TYPE_CHECKING:
+    from q2google.state.lease import FileLeases
+
+T = TypeVar("T")
+
+CLAIMS_DIR = "claims"
+CLAIMS_LOCK = ".claims.lock"
+CLAIMS_LOCK_WAIT_SECONDS = 30.0
+"""Each holder keeps the claims lock for an instant; waiting this long means a stuck disk."""
+CLAIMS_LOCK_POLL_SECONDS = 0.002
+"""How often a process waiting for another's claims lock tries it again (held an instant)."""
+
+
+class JsonClaims:
+    """:class:`~q2google.state.claims.LedgerClaims`' claims and
+    :class:`~q2google.state.claims.BulkClaims` for :class:`~q2google.state.JsonFileBackend`."""
+
+    if TYPE_CHECKING:  # provided by JsonFileBackend
+        state_dir: Path
+
+        @property
+        def leases(self) -> FileLeases: ...
+        def item_file_name(self, item_key: str) -> str: ...
+        def _ledger_dir(self) -> Path: ...
+        def _retrying(
+            self,
+            operation: Callable[[], T],
+            verb: str,
+            session_id: str,
+            kind: type[StateError] = StateError,
+        ) -> T: ...
+
+    def claim_item(self, item_key: str, session_id: str) -> bool:
+        """Claim a file for ``session_id`` (see :class:`~q2google.state.claims.LedgerClaims`)."""
+        return self._retrying(
+            lambda: self._claim_once(item_key, session_id),
+            "write",
+            LEDGER_SESSION_ID,
+            StateWriteError,
+        )
+
+    def claim_items(self, item_keys: Sequence[str], session_id: str) -> list[str]:
+        """Claim files for ``session_id`` under one hold of the claims lock (see
+        :class:`~q2google.state.claims.BulkClaims`)."""
+        return self._retrying(
+            lambda: self._claim_many(item_keys, session_id),
+            "write",
+            LEDGER_SESSION_ID,
+            StateWriteError,
+        )
+
+    def _claim_once(self, item_key: str, session_id: str) -> bool:
+        return bool(self._claim_many([item_key], session_id))
+
+    def _claim_many(self, item_keys: Sequence[str], session_id: str) -> list[str]:
+        directory = self._claims_dir()
+        won: list[str] = []
+        alive: dict[str, bool] = {}  # whether a holder's session runs, asked once each
+        with self._claims_locked():
+            for item_key in item_keys:
+                path = directory / self.item_file_name(item_key)
+                holder = _claim_holder(path)
+                if holder is not None and holder != session_id:
+                    if holder not in alive:
+                        alive[holder] = self.leases.holder(holder) is not None
+                    if alive[holder]:
+                        continue
+                if holder != session_id:
+                    _write_claim(path, item_key, session_id)
+                won.append(item_key)
+        return won
+
+    def release_item(self, item_key: str, session_id: str) -> None:
+        """Drop ``session_id``'s claim on a file, if it is its own."""
+        self._retrying(
+            lambda: self._release_once(item_key, session_id),
+            "write",
+            LEDGER_SESSION_ID,
+            StateWriteError,
+        )
+
+    def release_items(self, item_keys: Sequence[str], session_id: str) -> None:
+        """Drop ``session_id``'s claims on files under one hold of the claims lock."""
+        self._retrying(
+            lambda: self._release_many(item_keys, session_id),
+            "write",
+            LEDGER_SESSION_ID,
+            StateWriteError,
+        )
+
+    def _release_once(self, item_key: str, session_id: str) -> None:
+        self._release_many([item_key], session_id)
+
+    def _release_many(self, item_keys: Sequence[str], session_id: str) -> None:
+        directory = self._claims_dir()
+        with self._claims_locked():
+            for item_key in item_keys:
+                path = directory / self.item_file_name(item_key)
+                if _claim_holder(path) == session_id:
+                    path.unlink(missing_ok=True)
+
+    def _claims_dir(self) -> Path:
+        directory = self._ledger_dir() / CLAIMS_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    @contextmanager
+    def _claims_locked(self) -> Iterator[None]:
+        """Hold the claims lock: this process's threads queue on a thread lock first, so the
+        file lock (whose waiters poll) is only ever contended by other processes."""
+        path = self._ledger_dir() / CLAIMS_LOCK
+        threads = _thread_lock(str(path))
+        if not threads.acquire(timeout=CLAIMS_LOCK_WAIT_SECONDS):
+            raise self._claims_stuck()
+        try:
+            lock = FileLock(path, mode=0o600, thread_local=False)
+            try:
+                lock.acquire(
+                    timeout=CLAIMS_LOCK_WAIT_SECONDS, poll_interval=CLAIMS_LOCK_POLL_SECONDS
+                )
+            except Timeout:
+                raise self._claims_stuck() from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            threads.release()
+
+    def _claims_stuck(self) -> StateUnavailableError:
+        return StateUnavailableError(
+            f"the state store {self.state_dir} did not let q2google claim a file for "
+            f"{CLAIMS_LOCK_WAIT_SECONDS:.0f} s; progress up to the last checkpoint is saved: "
+            "run the same command again"
+        )
+
+
+def _write_claim(path: Path, item_key: str, session_id: str) -> None:
+    """Write a claim atomically (not fsynced: a claim only counts while its run is alive)."""
+    record = {"session_id": session_id, "item_key": item_key, "since": utc_now_iso()}
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(json.dumps(record).encode())
+    os.replace(temporary, path)
+
+
+@functools.cache
+def _thread_lock(path: str) -> threading.Lock:
+    """This process's lock in front of the claims lock file ``path``."""
+    return threading.Lock()
+
+
+def _claim_holder(path: Path) -> str | None:
+    """The session holding a claim file, or ``None`` (none, or unreadable: free to take)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    holder = data.get("session_id") if isinstance(data, dict) else None
+    try:
+        return validate_session_id(holder)
+    except InvalidSessionIdError:  # not written by q2google: nobody's
+        return None

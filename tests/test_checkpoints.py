@@ -1,0 +1,95 @@
+"""Checkpoints: one save serves every caller that waited for it, never one made before."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from q2google.checkpoints import Checkpoints
+from q2google.state import SessionState
+from q2google.testing import sample_session
+
+
+class GatedSaves:
+    """A save function whose first call waits for :meth:`open`; it counts the calls and can
+    fail the call numbered ``failing``."""
+
+    def __init__(self, failing: int | None = None) -> None:
+        self.calls = 0
+        self.failing = failing
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, state: SessionState) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.started.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        if self.calls == self.failing:
+            raise OSError("disk on fire")
+
+    def open(self) -> None:
+        self.gate.set()
+
+
+async def _three_waiting_on_a_running_save(
+    saves: GatedSaves,
+) -> list[BaseException | None]:
+    checkpoints = Checkpoints(saves)
+    state = sample_session("group", items=1)
+    first = asyncio.create_task(checkpoints.save(state))
+    await asyncio.to_thread(saves.started.wait, 30)  # the first save is under way
+    waiting = [asyncio.create_task(checkpoints.save(state)) for _ in range(3)]
+    await asyncio.sleep(0)  # each has asked, and waits for the lock
+    saves.open()
+    results = await asyncio.gather(first, *waiting, return_exceptions=True)
+    return [result if isinstance(result, BaseException) else None for result in results]
+
+
+def test_callers_waiting_during_a_save_are_served_by_one_save_after_it() -> None:
+    saves = GatedSaves()
+    outcomes = asyncio.run(_three_waiting_on_a_running_save(saves))
+    assert outcomes == [None, None, None, None]
+    assert saves.calls == 2  # the running one (made before they asked) and one for all three
+
+
+def test_a_failed_save_fails_its_caller_and_the_others_save_again() -> None:
+    saves = GatedSaves(failing=2)
+    outcomes = asyncio.run(_three_waiting_on_a_running_save(saves))
+    assert outcomes[0] is None
+    assert [type(outcome) for outcome in outcomes[1:]].count(OSError) == 1
+    assert outcomes[1:].count(None) == 2
+    assert saves.calls == 3  # the failed save served nobody: the next waiter saved
+
+
+def test_a_save_is_never_skipped_for_another_session() -> None:
+    calls: list[str] = []
+
+    async def main() -> None:
+        checkpoints = Checkpoints(lambda state: calls.append(state.session_id))
+        await checkpoints.save(sample_session("one", items=1))
+        await checkpoints.save(sample_session("two", items=1))
+        await checkpoints.save(sample_session("one", items=1))
+
+    asyncio.run(main())
+    assert calls == ["one", "two", "one"]
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_each_call_in_turn_saves(rounds: int) -> None:
+    calls = 0
+
+    def save(state: SessionState) -> None:
+        nonlocal calls
+        calls += 1
+
+    async def main() -> None:
+        checkpoints = Checkpoints(save)
+        state = sample_session("turns", items=1)
+        for _ in range(rounds):
+            await checkpoints.save(state)
+
+    asyncio.run(main())
+    assert calls == rounds
