@@ -9,9 +9,12 @@ arrive while a save runs are all served by the next one (a group commit).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from q2google.state import SessionState
+
+logger = logging.getLogger(__name__)
 
 
 class Checkpoints:
@@ -29,6 +32,7 @@ class Checkpoints:
         self.lock = asyncio.Lock()
         self._asked: dict[int, int] = {}
         self._saved: dict[int, int] = {}
+        self._background: set[asyncio.Future[None]] = set()
 
     async def save(self, state: SessionState) -> None:
         """Return once ``state`` is saved with every change made before this call.
@@ -45,3 +49,23 @@ class Checkpoints:
             covers = self._asked[key]  # every call made so far: their changes are in memory
             await asyncio.to_thread(self._save, state)
             self._saved[key] = covers
+
+    def soon(self, state: SessionState) -> None:
+        """Save ``state`` shortly, without waiting: for changes a crash may lose because the
+        next run redoes them (a small file's upload). A failed save is logged: its changes
+        stay to save, and the next save writes them or fails to its caller."""
+        saving = asyncio.ensure_future(self.save(state))
+        self._background.add(saving)
+        saving.add_done_callback(self._settled)
+
+    async def drain(self) -> None:
+        """Wait for the saves :meth:`soon` started (before a run lets its session go)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _settled(self, saving: asyncio.Future[None]) -> None:
+        self._background.discard(saving)
+        if not saving.cancelled() and saving.exception() is not None:
+            logger.warning(
+                "a checkpoint failed (the next one saves its changes): %s", saving.exception()
+            )

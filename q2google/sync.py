@@ -214,17 +214,20 @@ class GoProToPhotosSync:
         """
         refuse_reserved(session_id)
         async with session_lease(self.state_backend, session_id):  # one owner per session
-            return await self._sync(
-                start_date,
-                end_date,
-                session_id=session_id,
-                batch_size=batch_size,
-                fail_fast=fail_fast,
-                album_title=album_title,
-                on_stage_start=on_stage_start,
-                on_stage_complete=on_stage_complete,
-                transfer_metrics=transfer_metrics,
-            )
+            try:
+                return await self._sync(
+                    start_date,
+                    end_date,
+                    session_id=session_id,
+                    batch_size=batch_size,
+                    fail_fast=fail_fast,
+                    album_title=album_title,
+                    on_stage_start=on_stage_start,
+                    on_stage_complete=on_stage_complete,
+                    transfer_metrics=transfer_metrics,
+                )
+            finally:  # no save may land once the session is let go
+                await self._checkpoints.drain()
 
     async def _sync(
         self,
@@ -291,6 +294,7 @@ class GoProToPhotosSync:
                 concurrency=self.settings.transfer_concurrency,
                 limit=limit,
                 clock=self.clock,
+                persist_soon=self._checkpoints.soon,
             )
             await create.recover(state)
             for item in create.ready_items(state):  # tokens from an earlier run
@@ -347,6 +351,7 @@ async def _transfer_and_create(
             await transfer.run(
                 state, fail_fast=fail_fast, on_uploaded=on_uploaded, metrics=metrics, claim=claim
             )
+            await create.drain()
         except (GoProAuthError, QuotaExhaustedError, TryLaterError, PermanentItemError):
             await _create_before_stopping(create, state)
             raise
@@ -380,6 +385,10 @@ async def _create_before_stopping(create: CreateStage, state: SessionState) -> N
     """Create the tokens waiting in a partial batch before a planned stop (a quota, an
     expired token): they are checkpointed anyway, but a day from now they are worthless."""
     try:
+        try:
+            await create.drain()
+        except Exception as error:  # the batch being sent when the run stopped
+            logger.info("a batch sent as the run stopped failed: %s", error)
         create.queue_ready(state)
         await create.flush(state)
     except Exception as error:  # the stop's own cause is what the user must see

@@ -171,6 +171,7 @@ async def run(stage: CreateStage, state: SessionState) -> None:
     await stage.recover(state)
     for item in stage.ready_items(state):
         await stage.add(state, item)
+    await stage.drain()  # the batches sent while items were added (as after the uploads)
     for _ in range(2):
         await stage.flush(state)
         await stage.settle(state)
@@ -270,6 +271,7 @@ async def test_a_partial_batch_does_not_wait_for_company_with_old_tokens() -> No
     stage = await prepared(photos, state)
     for item in stage.ready_items(state):
         await stage.add(state, item)  # 3 of 10: a partial batch, but its tokens are old
+    await stage.drain()  # sent while uploads go on
     assert len(photos.items) == 3
 
 

@@ -100,6 +100,7 @@ class CreateStage:
         self.batch_size = max(1, min(MAX_BATCH_CREATE_ITEMS, library_batch_size))
         self._ready: list[ItemState] = []
         self._lock = asyncio.Lock()
+        self._sending: asyncio.Task[None] | None = None
         self._sent_before: set[str] = set()  # item keys whose token went out in a lost call
         self._resends: Counter[str] = Counter()
         self._rechecked: Counter[str] = Counter()
@@ -124,12 +125,24 @@ class CreateStage:
             self._queue(item)
 
     async def add(self, state: SessionState, item: ItemState) -> None:
-        """Queue an uploaded item; send a batch as soon as one is full, or old."""
+        """Queue an uploaded item; a batch is sent as soon as one is full, or old, while the
+        uploads go on (its checkpoints, batchCreate and ledger entries took a small file's
+        worker 200 ms). What the last batch sent raised is raised here, or by :meth:`drain`.
+        """
+        sending = self._sending
+        if sending is not None and sending.done():
+            self._sending = None
+            sending.result()  # raises what it raised
         self._queue(item)
-        if len(self._ready) >= self.batch_size:
-            await self.flush(state, whole_batches_only=True)
-        elif self._oldest_token_age() > TOKEN_FLUSH_AGE:
-            await self.flush(state)
+        full = len(self._ready) >= self.batch_size
+        if (full or self._oldest_token_age() > TOKEN_FLUSH_AGE) and self._sending is None:
+            self._sending = asyncio.create_task(self.flush(state, whole_batches_only=full))
+
+    async def drain(self) -> None:
+        """Wait for the batches :meth:`add` is sending; raise what they raised."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            await sending
 
     def _queue(self, item: ItemState) -> None:
         if all(queued.item_key != item.item_key for queued in self._ready):

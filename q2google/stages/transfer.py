@@ -71,6 +71,10 @@ CLAIM_AHEAD = 16
 """Files claimed together, the next in line: a claim is a round trip to the state store, once
 per file it cost small files more than their transfer."""
 URL_REFRESHES = 3
+SOON_CHECKPOINT_MAX_BYTES = 1024 * 1024
+"""Files up to this size go on once uploaded, their checkpoint saved meanwhile (with
+``persist_soon``): a crash before it costs their upload again, never a duplicate (none is
+created before a checkpoint holds its token), where waiting cost each small file a save."""
 
 
 class TransferStage:
@@ -86,6 +90,8 @@ class TransferStage:
         limit: Caps the files transferring at once below ``concurrency`` when Google asks to
             slow down; each file's transfer holds one of its slots.
         clock: Stamps upload tokens (their age decides their fate) and times the metrics.
+        persist_soon: Starts a checkpoint without waiting for it (see
+            :data:`SOON_CHECKPOINT_MAX_BYTES`); without it, every checkpoint is waited for.
     """
 
     def __init__(
@@ -99,9 +105,11 @@ class TransferStage:
         policy: RetryPolicy = DEFAULT_POLICY,
         limit: AdaptiveLimit | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        persist_soon: Callable[[SessionState], None] | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
+        self.persist_soon = persist_soon
         self.photos = photos
         self.persist = persist
         self.cdn = cdn
@@ -267,7 +275,10 @@ class TransferStage:
         item.clear_error(StageName.TRANSFER)
         item.transfer_status = StageStatus.COMPLETED
         metrics.files_sent += 1
-        await self.persist(state)
+        if self.persist_soon is not None and (item.size_bytes or 0) <= SOON_CHECKPOINT_MAX_BYTES:
+            self.persist_soon(state)
+        else:
+            await self.persist(state)
         return True
 
     async def _upload(
