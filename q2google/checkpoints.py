@@ -3,18 +3,45 @@
 Four transfers finishing at once used to queue four saves, each waiting for the others: a
 checkpoint cost a file several saves of latency. Here a caller returns once a save that
 *began after its call* has finished (so it holds the caller's changes); the callers that
-arrive while a save runs are all served by the next one (a group commit).
+arrive while a save runs are all served by the next one (a group commit). A save begun is
+finished even when its caller is cancelled (:func:`uninterrupted`): two saves of a session
+never run at once, and none lands after its run let the session go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from q2google.state import SessionState
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def uninterrupted(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end, even when the caller is cancelled meanwhile; the
+    cancellation is raised once it has ended (a write begun is never left running behind
+    its caller, whose lock or lease would let another begin).
+
+    Raises:
+        asyncio.CancelledError: The caller was cancelled meanwhile (``work``'s own error,
+            if any, is then only logged).
+    """
+    future = asyncio.ensure_future(work)
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not future.cancelled() and future.exception() is not None:
+            logger.warning("interrupted while it ended: %s", future.exception())
+        raise asyncio.CancelledError
+    return future.result()
 
 
 class Checkpoints:
@@ -47,7 +74,7 @@ class Checkpoints:
             if self._saved.get(key, 0) >= asked:
                 return  # a save that began after this call has finished
             covers = self._asked[key]  # every call made so far: their changes are in memory
-            await asyncio.to_thread(self._save, state)
+            await uninterrupted(asyncio.to_thread(self._save, state))
             self._saved[key] = covers
 
     def soon(self, state: SessionState) -> None:
@@ -61,7 +88,7 @@ class Checkpoints:
     async def drain(self) -> None:
         """Wait for the saves :meth:`soon` started (before a run lets its session go)."""
         while self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            await uninterrupted(asyncio.gather(*self._background, return_exceptions=True))
 
     def _settled(self, saving: asyncio.Future[None]) -> None:
         self._background.discard(saving)

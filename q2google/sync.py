@@ -355,6 +355,9 @@ async def _transfer_and_create(
         except (GoProAuthError, QuotaExhaustedError, TryLaterError, PermanentItemError):
             await _create_before_stopping(create, state)
             raise
+        except BaseException:  # any other way out: the batch being sent ends first
+            await _drained(create)
+            raise
         for _ in range(SETTLE_ROUNDS):  # lost answers: find what they did, send what misses
             await create.flush(state)
             await create.settle(state)
@@ -385,14 +388,20 @@ async def _create_before_stopping(create: CreateStage, state: SessionState) -> N
     """Create the tokens waiting in a partial batch before a planned stop (a quota, an
     expired token): they are checkpointed anyway, but a day from now they are worthless."""
     try:
-        try:
-            await create.drain()
-        except Exception as error:  # the batch being sent when the run stopped
-            logger.info("a batch sent as the run stopped failed: %s", error)
+        await _drained(create)
         create.queue_ready(state)
         await create.flush(state)
     except Exception as error:  # the stop's own cause is what the user must see
         logger.info("could not create the waiting files before stopping: %s", error)
+
+
+async def _drained(create: CreateStage) -> None:
+    """Let the batch being sent end as the run stops; what it raised is logged (the stop's
+    own cause is what the user must see)."""
+    try:
+        await create.drain()
+    except Exception as error:
+        logger.warning("a batch sent as the run stopped failed: %s", error)
 
 
 async def _staged(

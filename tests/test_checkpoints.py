@@ -93,3 +93,38 @@ def test_each_call_in_turn_saves(rounds: int) -> None:
 
     asyncio.run(main())
     assert calls == rounds
+
+
+def test_a_save_whose_caller_is_cancelled_ends_before_the_next_begins() -> None:
+    saves = GatedSaves()
+    running = 0
+    overlapped = False
+
+    def save(state: SessionState) -> None:
+        nonlocal running, overlapped
+        running += 1
+        overlapped |= running > 1
+        try:
+            saves(state)
+        finally:
+            running -= 1
+
+    async def main() -> tuple[bool, bool]:
+        checkpoints = Checkpoints(save)
+        state = sample_session("cut", items=1)
+        first = asyncio.create_task(checkpoints.save(state))
+        await asyncio.to_thread(saves.started.wait, 30)
+        first.cancel()  # Ctrl-C while the save is in its thread
+        for _ in range(10):
+            await asyncio.sleep(0)
+        waits_for_its_save = not first.done()
+        second = asyncio.create_task(checkpoints.save(state))
+        await asyncio.sleep(0)
+        saves.open()
+        await second
+        with pytest.raises(asyncio.CancelledError):
+            await first  # cancelled, once its save had ended
+        return waits_for_its_save, saves.calls == 2
+
+    assert asyncio.run(main()) == (True, True)
+    assert not overlapped, "two saves of one session ran at once"

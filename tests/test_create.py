@@ -6,6 +6,7 @@ these pin the create stage's decisions one by one.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -307,3 +308,22 @@ async def test_files_delivered_elsewhere_join_an_album_made_again_after_its_dele
     assert list(photos.albums.values()) == ["Trip"]
     assert photos.album_items[str(state.album_id)] == ["G0", "G1", "G2"]
     assert await add_to_session_album(photos, state, keep) == 0, "added once"
+
+
+async def test_a_batch_that_failed_while_uploads_went_on_stops_the_next_add_and_the_run() -> None:
+    photos = FakePhotos(storage_full_at=0)  # every batchCreate refused: the account is full
+    state = uploaded_session(25)
+    stage = await prepared(photos, state)
+    items = list(stage.ready_items(state))
+    for item in items[:10]:
+        await stage.add(state, item)  # the tenth fills a batch: sent while uploads go on
+    for _ in range(100):  # let the batch be sent, and refused (no I/O: a few loop turns)
+        await asyncio.sleep(0)
+    for item in items[10:]:  # the next add says so, and every one after it: no other batch
+        with pytest.raises(StorageFullError):
+            await stage.add(state, item)
+    assert photos.calls == 1
+    with pytest.raises(StorageFullError):
+        await stage.drain()  # the run's own wait says so too
+    await stage.drain()  # said once
+    assert not [i for i in state.items.values() if i.create_status is StageStatus.COMPLETED]

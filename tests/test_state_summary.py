@@ -298,3 +298,21 @@ async def test_after_each_run_the_summary_is_the_session_counted(
         assert stored.status == ("completed" if retry else "failed")
         assert stored.by_status["skipped"] == 1
         sandbox.set_faults("")
+
+
+def test_a_stored_form_settles_with_mongodbs_integers_and_never_crashes_on_odd_ones() -> None:
+    from bson.int64 import Int64
+
+    item = next(iter(sample_session("odd", items=1).items.values()))
+    item.create_status = item.transfer_status = StageStatus.COMPLETED
+    stored = {**item.to_dict(), "size_bytes": Int64(3 * 2**30), "position": Int64(7)}
+    entry = settled_item(stored, album_title=None)
+    assert entry is not None
+    assert entry.mark[0] == 7
+    assert entry.mark[5] == 3 * 2**30
+    for field, odd in (
+        ("discovery_status", ["completed"]),
+        ("position", True),
+        ("size_bytes", "1"),
+    ):
+        assert settled_item({**stored, field: odd}, album_title=None) is None, field

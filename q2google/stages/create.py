@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from q2google.checkpoints import uninterrupted
 from q2google.errors import QuotaExhaustedError, StorageFullError
 from q2google.gphotos.answers import album_refusal, is_storage_full
 from q2google.gphotos.limits import MAX_BATCH_CREATE_ITEMS
@@ -101,6 +102,7 @@ class CreateStage:
         self._ready: list[ItemState] = []
         self._lock = asyncio.Lock()
         self._sending: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
         self._sent_before: set[str] = set()  # item keys whose token went out in a lost call
         self._resends: Counter[str] = Counter()
         self._rechecked: Counter[str] = Counter()
@@ -132,17 +134,23 @@ class CreateStage:
         sending = self._sending
         if sending is not None and sending.done():
             self._sending = None
-            sending.result()  # raises what it raised
+            self._failure = sending.exception()
+        if self._failure is not None:  # no batch starts after one failed: the run stops
+            raise self._failure
         self._queue(item)
         full = len(self._ready) >= self.batch_size
         if (full or self._oldest_token_age() > TOKEN_FLUSH_AGE) and self._sending is None:
             self._sending = asyncio.create_task(self.flush(state, whole_batches_only=full))
 
     async def drain(self) -> None:
-        """Wait for the batches :meth:`add` is sending; raise what they raised."""
+        """Wait for the batches :meth:`add` is sending (to their end, even when cancelled);
+        raise what they raised."""
         sending, self._sending = self._sending, None
         if sending is not None:
-            await sending
+            await uninterrupted(sending)
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def _queue(self, item: ItemState) -> None:
         if all(queued.item_key != item.item_key for queued in self._ready):

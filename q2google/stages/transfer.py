@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from q2google.checkpoints import uninterrupted
 from q2google.clock import SYSTEM_CLOCK, Clock
 from q2google.errors import Q2GoogleError, StorageFullError
 from q2google.gopro import GoProSource
@@ -67,14 +68,15 @@ OnUploaded = Callable[[ItemState], Awaitable[None]]
 Claim = Callable[[Sequence[ItemState]], Awaitable[set[str]]]
 """Which of these files this run may transfer now (their keys); it records why not on each
 other item itself."""
+SMALL_FILE_BYTES = 1024 * 1024
+"""Files up to this size are claimed several at a time, and go on once uploaded while their
+checkpoint is saved (``persist_soon``): a crash before it costs their upload again, never a
+duplicate (nothing is created before a checkpoint holds its token). For thousands of small
+photos, a claim and a save each cost more than the transfer."""
 CLAIM_AHEAD = 16
-"""Files claimed together, the next in line: a claim is a round trip to the state store, once
-per file it cost small files more than their transfer."""
+"""Small files claimed together, the next in line (a large file is claimed alone, when its
+turn comes: another session may want it meanwhile)."""
 URL_REFRESHES = 3
-SOON_CHECKPOINT_MAX_BYTES = 1024 * 1024
-"""Files up to this size go on once uploaded, their checkpoint saved meanwhile (with
-``persist_soon``): a crash before it costs their upload again, never a duplicate (none is
-created before a checkpoint holds its token), where waiting cost each small file a save."""
 
 
 class TransferStage:
@@ -91,7 +93,7 @@ class TransferStage:
             slow down; each file's transfer holds one of its slots.
         clock: Stamps upload tokens (their age decides their fate) and times the metrics.
         persist_soon: Starts a checkpoint without waiting for it (see
-            :data:`SOON_CHECKPOINT_MAX_BYTES`); without it, every checkpoint is waited for.
+            :data:`SMALL_FILE_BYTES`); without it, every checkpoint is waited for.
     """
 
     def __init__(
@@ -155,9 +157,10 @@ class TransferStage:
         async def admitted(item: ItemState) -> bool:
             if claim is None:
                 return True
-            if item.item_key not in claims:  # claim it with the next files in line
-                ahead = (other for other in queue if other.item_key not in claims)
-                group = [item, *itertools.islice(ahead, CLAIM_AHEAD - 1)]
+            if item.item_key not in claims:  # claim it with the next small files in line
+                ahead = itertools.takewhile(_small, queue) if _small(item) else iter(())
+                fresh = (other for other in ahead if other.item_key not in claims)
+                group = [item, *itertools.islice(fresh, CLAIM_AHEAD - 1)]
                 asked = asyncio.ensure_future(claim(group))
                 claims.update((member.item_key, asked) for member in group)
             return item.item_key in await claims.pop(item.item_key)
@@ -186,11 +189,11 @@ class TransferStage:
             raise errors.exceptions[0] from None
         finally:
             metrics.seconds_transfer_wall += self.clock.monotonic() - started
-            for asked in set(claims.values()):  # claims of files the run stopped before
-                if asked.done() and not asked.cancelled():
-                    asked.exception()  # seen (it was raised to a worker, or is moot)
-                else:
-                    asked.cancel()
+            unfinished = set(claims.values())  # claims of files the run stopped before:
+            if unfinished:  # ended first, so that the run lets them go (what one raised
+                await uninterrupted(  # reached the workers that waited for it)
+                    asyncio.gather(*unfinished, return_exceptions=True)
+                )
         failed = any(item.transfer_status is StageStatus.FAILED for item in state.items.values())
         state.set_stage(StageName.TRANSFER, StageStatus.FAILED if failed else StageStatus.COMPLETED)
         await self.persist(state)
@@ -275,7 +278,7 @@ class TransferStage:
         item.clear_error(StageName.TRANSFER)
         item.transfer_status = StageStatus.COMPLETED
         metrics.files_sent += 1
-        if self.persist_soon is not None and (item.size_bytes or 0) <= SOON_CHECKPOINT_MAX_BYTES:
+        if self.persist_soon is not None and _small(item):
             self.persist_soon(state)
         else:
             await self.persist(state)
@@ -365,6 +368,11 @@ def _held_back(item: ItemState) -> str:
         return f"{item.exclusion.kind.value} ({item.exclusion.reason})"
     error = item.errors.get(StageName.DISCOVERY)
     return f"failed ({error.message if error else 'cannot be described'})"
+
+
+def _small(item: ItemState) -> bool:
+    """Whether a file is small (:data:`SMALL_FILE_BYTES`); a file of unknown size is not."""
+    return item.size_bytes is not None and item.size_bytes <= SMALL_FILE_BYTES
 
 
 def _needs_transfer(item: ItemState) -> bool:

@@ -17,7 +17,7 @@ false) settles nothing: its run checks every created file once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from q2google.state.outcomes import COMPLETED, ItemMark
 from q2google.state.records import StageStatus
@@ -69,12 +69,19 @@ def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> Settled
     if album_title and transfer != _COMPLETED and data.get("added_to_album") is None:
         return None  # created here means created into the album; else added to it, or not
     position, size = data.get("position"), data.get("size_bytes") or 0
-    discovery, transfer = _STATUSES.get(data.get("discovery_status")), _STATUSES.get(transfer)
-    if type(position) is not int or type(size) is not int or discovery is None or not transfer:
+    discovery = data.get("discovery_status")
+    discovery = _STATUSES.get(discovery) if isinstance(discovery, str) else None
+    transfer = _STATUSES.get(transfer) if isinstance(transfer, str) else None
+    if not (_whole(position) and _whole(size) and discovery and transfer):
         return None  # not valid: built, it is reported as such
     captured = data.get("captured_at")
-    mark = (position, COMPLETED, discovery, transfer, _COMPLETED, size, None)
+    mark = (int(position), COMPLETED, discovery, transfer, _COMPLETED, int(size), None)
     return SettledItem(captured if type(captured) is str else None, mark)
+
+
+def _whole(number: object) -> TypeGuard[int]:
+    """An integer as stored (MongoDB reads large ones as ``bson.Int64``), not a boolean."""
+    return isinstance(number, int) and not isinstance(number, bool)
 
 
 def split_settled(
