@@ -192,6 +192,9 @@ def main() -> None:
             run_child(["--help"], env, root)
             env.update(sandbox.environment(sandbox.write_token_file(root / "token.json")))
             env["Q2GOOGLE_STATE_DIR"] = str(root / "sessions")
+            # What scales is measured here, not Google's daily quota (10,000 requests: a
+            # 20,000-file first run would stop halfway, as it should for a user).
+            env["Q2GOOGLE_DAILY_REQUEST_LIMIT"] = str(10 * files + 10_000)
             if options.state_uri:
                 env["Q2GOOGLE_STATE_URI"] = options.state_uri
             settings = Q2GoogleSettings(
