@@ -339,23 +339,19 @@ class DeliveryLedger:
 
     def release_many(self, item_keys: Sequence[str], session_id: str) -> None:
         """:meth:`release` each file, in one call to the store when it can."""
-        if self._bulk is None:
-            for key in item_keys:
-                self.release(key, session_id)
-            return
         with self._lock:
             for key in item_keys:
                 if self._claimed.get(key) == session_id:
                     del self._claimed[key]
-        self._bulk.release_items(item_keys, session_id)
+        if self._bulk is not None:
+            self._bulk.release_items(item_keys, session_id)
+        elif self._claims is not None:
+            for key in item_keys:
+                self._claims.release_item(key, session_id)
 
     def release(self, item_key: str, session_id: str) -> None:
         """Let go of ``session_id``'s claim on a file (not delivered, or recorded)."""
-        with self._lock:
-            if self._claimed.get(item_key) == session_id:
-                del self._claimed[item_key]
-        if self._claims is not None:
-            self._claims.release_item(item_key, session_id)
+        self.release_many([item_key], session_id)
 
     def release_all(self, session_id: str, *, keep: Collection[str] = ()) -> int:
         """Let go of every claim ``session_id`` made through this ledger, but those on the files
