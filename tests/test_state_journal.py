@@ -234,7 +234,7 @@ def test_the_journal_is_compacted_and_keeps_every_record(
         item.upload_offset = number
         if number % 50 == 0:
             state.add_item(ItemState(media_id=f"late{number}", file_name="GOPR9.JPG"))
-            state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=[]))
+            state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=()))
             state.listings += 1
             live += 2
         backend.save(state)

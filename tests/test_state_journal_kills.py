@@ -107,7 +107,7 @@ def _more_of_everything(state: SessionState | None) -> SessionState:
     state.set_stage(StageName.CREATE, StageStatus.RUNNING)
     state.listings += 1
     state.add_item(ItemState(media_id="new", file_name="GOPR0100.JPG"))
-    state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=["new-0"]))
+    state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=("new-0",)))
     return state
 
 

@@ -121,7 +121,7 @@ def test_assignments_are_validated() -> None:
     with pytest.raises(ValidationError):
         item.upload_offset = -1
     with pytest.raises(ValidationError):
-        item.item_key = "other"  # type: ignore[misc]
+        item.item_key = "other"
     with pytest.raises(ValidationError):
         ItemState(media_id="m", file_name="x", surprise=1)  # type: ignore[call-arg]
 

@@ -204,10 +204,8 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
         row: The media's search row.
         files: Its files with their verdicts, or why it could not be described.
     """
-    common = {
-        "media_type": row.type or None,
-        "captured_at": row.captured_at.isoformat() if row.captured_at else None,
-    }
+    media_type = row.type or None
+    captured_at = row.captured_at.isoformat() if row.captured_at else None
     if isinstance(files, str):
         files = [GoProFile(row.media_id, 0, row.filename, verdict=Verdict.FAIL, reason=files)]
     one_file = len(files) == 1 and (files[0].url is not None or row_file(row) is not None)
@@ -232,7 +230,8 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
                     media_id=entry.media_id,
                     file_index=entry.file_index,
                     file_name=entry.file_name,
-                    **common,
+                    media_type=media_type,
+                    captured_at=captured_at,
                 )
             )
         elif not _pending(item):

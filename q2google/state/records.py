@@ -11,19 +11,21 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
-    model_validator,
 )
+from pydantic.dataclasses import dataclass
 
 from q2google.errors import InvalidSessionIdError, StateCorruptError
+
+if TYPE_CHECKING:
+    from pydantic_core import SchemaSerializer, SchemaValidator
 
 MAX_SESSION_ID_LENGTH = 128
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -103,34 +105,42 @@ def make_item_key(media_id: str, file_index: int) -> str:
     return f"{media_id}-{file_index}"
 
 
-class _Record(BaseModel):
-    """A persisted record that tells its owning session when one of its fields is assigned."""
+_RECORD_CONFIG = ConfigDict(extra="forbid")
+"""Records are pydantic dataclasses with slots: a session holds one item per file (100,000 for
+a large library), and a slotted record costs a quarter of a model's memory."""
 
-    model_config = ConfigDict(validate_assignment=True, extra="forbid")
 
-    _owner: _ChangeSink | None = PrivateAttr(default=None)
+class _Record:
+    """A persisted record that tells its owning session when one of its fields is assigned.
+
+    Subclasses are pydantic dataclasses (``slots=True, kw_only=True``, :data:`_RECORD_CONFIG`):
+    an assignment is validated against the field's type and constraints, as a model's is.
+    """
+
+    __slots__ = ("_owner",)
+
+    if TYPE_CHECKING:
+        _owner: _ChangeSink | None
+        __pydantic_validator__: ClassVar[SchemaValidator]
+        __pydantic_serializer__: ClassVar[SchemaSerializer]
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Assign (validated) and mark this record dirty in its session."""
-        super().__setattr__(name, value)
-        if name.startswith("_"):
+        if name == "_owner":
+            object.__setattr__(self, name, value)
             return
-        private = self.__pydantic_private__  # read directly: ``self._owner`` is a slow path
-        owner = private.get("_owner") if private is not None else None
+        type(self).__pydantic_validator__.validate_assignment(self, name, value)
+        try:
+            owner = self._owner
+        except AttributeError:  # never owned
+            return
         if owner is not None:
             owner.record_changed(self)
 
-    def __eq__(self, other: object) -> bool:
-        """Records are equal when their fields are (the owning session does not count)."""
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    __hash__ = None  # type: ignore[assignment]
-
     def to_dict(self) -> dict[str, Any]:
         """Return the record as plain JSON-compatible data."""
-        return self.model_dump(mode="json")
+        data: dict[str, Any] = type(self).__pydantic_serializer__.to_python(self, mode="json")
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -140,9 +150,10 @@ class _Record(BaseModel):
             StateCorruptError: The data does not describe a valid record.
         """
         try:
-            return cls.model_validate(data)
+            record: Self = cls.__pydantic_validator__.validate_python(data)
         except ValidationError as error:
             raise StateCorruptError(_describe(error, cls.__name__)) from None
+        return record
 
 
 class _ChangeSink(Protocol):
@@ -207,6 +218,7 @@ class Exclusion(BaseModel):
     occurred_at: str = Field(default_factory=utc_now_iso)
 
 
+@dataclass(slots=True, kw_only=True, config=_RECORD_CONFIG)
 class ItemState(_Record):
     """Progress of one GoPro file through discovery, transfer and create.
 
@@ -266,15 +278,10 @@ class ItemState(_Record):
     exclusion: Exclusion | None = None
     added_to_album: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_key(cls, data: Any) -> Any:
+    def __post_init__(self) -> None:
         """Derive ``item_key`` from media id and file index when it is not given."""
-        if isinstance(data, Mapping) and "item_key" not in data:
-            media_id, index = data.get("media_id"), data.get("file_index", 0)
-            if isinstance(media_id, str) and media_id and isinstance(index, int) and index >= 0:
-                data = {**data, "item_key": make_item_key(media_id, index)}
-        return data
+        if not self.item_key:
+            object.__setattr__(self, "item_key", make_item_key(self.media_id, self.file_index))
 
     def record_error(self, error: ErrorRecord) -> None:
         """Remember ``error`` as the last error of its stage (and mark the item dirty)."""
@@ -300,6 +307,7 @@ class ItemState(_Record):
         self.upload_url, self.upload_offset = None, 0
 
 
+@dataclass(slots=True, kw_only=True, config=_RECORD_CONFIG)
 class BatchState(_Record):
     """One ``mediaItems:batchCreate`` call: which items it carries and what came back.
 

@@ -403,13 +403,8 @@ def new_session(
 
 
 def _set_owner(record: ItemState | BatchState, owner: SessionState) -> None:
-    """Make ``owner`` the session told of ``record``'s changes (pydantic's private slot,
-    written directly: the attribute path costs more than the rest of a load)."""
-    private = record.__pydantic_private__
-    if private is None:  # pragma: no cover - pydantic always makes it for private attributes
-        record._owner = owner
-    else:
-        private["_owner"] = owner
+    """Make ``owner`` the session told of ``record``'s changes."""
+    object.__setattr__(record, "_owner", owner)
 
 
 def _position(item: ItemState) -> int:

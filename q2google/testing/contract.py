@@ -166,7 +166,7 @@ class SyncStateBackendContract(
         backend.save(state)
         self.assert_stored(reopen_backend, state)
 
-        state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=["late-0"]))
+        state.add_batch(BatchState(batch_index=state.next_batch_index(), item_keys=("late-0",)))
         first.clear_error(StageName.TRANSFER)
         backend.save(state)
         self.assert_stored(reopen_backend, state)

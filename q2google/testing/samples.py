@@ -75,9 +75,9 @@ def sample_session(session_id: str = "contract", *, items: int = 3) -> SessionSt
         state.add_batch(
             BatchState(
                 batch_index=index,
-                item_keys=list(state.items)[index::2][:50],
+                item_keys=tuple(state.items)[index::2][:50],
                 status=StageStatus.COMPLETED if index == 0 else StageStatus.FAILED,
-                responses=[{"uploadToken": "token-0", "status": {"message": "Success"}}],
+                responses=({"uploadToken": "token-0", "status": {"message": "Success"}},),
                 error=None
                 if index == 0
                 else ErrorRecord(stage=StageName.CREATE, message="quota", code="429"),

@@ -35,7 +35,7 @@ def main(request_json: str) -> None:
     )
     for index in range(request["items"]):
         state.add_item(ItemState(media_id=f"m{index}", file_name=f"GOPR{index:04d}.JPG"))
-    state.add_batch(BatchState(batch_index=0, item_keys=list(state.items)[:10]))
+    state.add_batch(BatchState(batch_index=0, item_keys=tuple(state.items)[:10]))
     backend.save(state)
     print("ready", flush=True)
     counter = 0

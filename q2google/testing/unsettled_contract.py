@@ -10,6 +10,7 @@ protocol is optional: a run then loads the whole session).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def settled_and_open(session_id: str = "lean", *, recorded: bool = True) -> Sess
     for stage in StageName:
         state.set_stage(stage, StageStatus.COMPLETED)
 
-    def add(media_id: str, **fields: object) -> ItemState:
+    def add(media_id: str, **fields: Any) -> ItemState:
         item = ItemState(
             media_id=media_id,
             file_name=f"{media_id}.JPG",
