@@ -76,6 +76,7 @@ class Checkpoints:
             covers = self._asked[key]  # every call made so far: their changes are in memory
             await uninterrupted(asyncio.to_thread(self._save, state))
             self._saved[key] = covers
+            state.settle_saved()  # here, not in the save's thread: the run reads the session
 
     def soon(self, state: SessionState) -> None:
         """Save ``state`` shortly, without waiting: for changes a crash may lose because the

@@ -266,6 +266,7 @@ async def run_session(
                             session_id=session_id,
                             album_title=album,
                             transfer_metrics=metrics,
+                            return_responses=False,  # the CLI reports from the session
                         )
                     except PermanentItemError:  # --fail-fast: the failure is on its item
                         stopped_early = True

@@ -188,6 +188,7 @@ class GoProToPhotosSync:
         on_stage_start: StageStartCallback | None = None,
         on_stage_complete: StageCompleteCallback | None = None,
         transfer_metrics: SyncTransferMetrics | None = None,
+        return_responses: bool = True,
     ) -> list[MediaItemBatchCreateResponse]:
         """Run discovery, transfer and create for ``session_id``, resuming a stored session.
 
@@ -205,9 +206,11 @@ class GoProToPhotosSync:
             on_stage_start: Awaited before each stage with its name.
             on_stage_complete: Awaited after each stage (also when it failed).
             transfer_metrics: Filled with byte and time counters.
+            return_responses: Keep the batchCreate responses to return them (about 1 KB a
+                file: a run of a large library may do without).
 
         Returns:
-            The batchCreate responses of this run, in order.
+            The batchCreate responses of this run, in order (none when not kept).
 
         Raises:
             SessionBusyError: Another run holds the session (a backend that can lease).
@@ -225,6 +228,7 @@ class GoProToPhotosSync:
                     on_stage_start=on_stage_start,
                     on_stage_complete=on_stage_complete,
                     transfer_metrics=transfer_metrics,
+                    return_responses=return_responses,
                 )
             finally:  # no save may land once the session is let go
                 await self._checkpoints.drain()
@@ -241,6 +245,7 @@ class GoProToPhotosSync:
         on_stage_start: StageStartCallback | None,
         on_stage_complete: StageCompleteCallback | None,
         transfer_metrics: SyncTransferMetrics | None,
+        return_responses: bool,
     ) -> list[MediaItemBatchCreateResponse]:
         stop_early = self.settings.fail_fast if fail_fast is None else fail_fast
         metrics = transfer_metrics if transfer_metrics is not None else SyncTransferMetrics()
@@ -253,6 +258,7 @@ class GoProToPhotosSync:
             album_title=album_title,
             open_end=end_date is None,
         )
+        state.settle_as_saved()  # a run holds what is still to do, not the whole library
         if state.open_end and now > datetime.fromisoformat(state.end_date_iso):  # moves on
             state.end_date_iso = utc_text(now)
             await self._persist_state(state)
@@ -280,6 +286,7 @@ class GoProToPhotosSync:
             library_batch_size=self.settings.photos_library_batch_size,
             on_created=record_created,
             clock=self.clock.now,
+            keep_responses=return_responses,
         )
         cdn = self.cdn or httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True)
         limit = AdaptiveLimit(self.settings.transfer_concurrency, clock=self.clock)

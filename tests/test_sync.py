@@ -75,6 +75,7 @@ async def run_sync(
     prepare: Any = None,
     backend: Any = None,
     raw_upload_max_bytes: int | None = None,
+    return_responses: bool = True,
 ) -> Any:
     raw: dict[str, Any] = {}
     if raw_upload_max_bytes is not None:
@@ -96,7 +97,9 @@ async def run_sync(
             sync = GoProToPhotosSync(GoProLibrary(gp, policy=FAST), photos, store, settings)
             if prepare is not None:
                 prepare(sync)
-            return await sync.sync_date_range(*window, session_id=session, album_title=album)
+            return await sync.sync_date_range(
+                *window, session_id=session, album_title=album, return_responses=return_responses
+            )
 
 
 def assert_exactly_once(sandbox: Sandbox) -> dict[str, Any]:
@@ -115,7 +118,8 @@ def stored_state(tmp_path: Path, session: str = "s1") -> Any:
 
 @pytest.mark.sandbox(library=MIXED)
 async def test_a_mixed_library_lands_exactly_once(sandbox: Sandbox, tmp_path: Path) -> None:
-    responses = await run_sync(sandbox, tmp_path)
+    syncs: list[GoProToPhotosSync] = []
+    responses = await run_sync(sandbox, tmp_path, prepare=syncs.append)
     library = assert_exactly_once(sandbox)
     assert len(library["albums"]) == 1
     assert len(library["albums"][0]["mediaItemIds"]) == len(MIXED.deliverables())
@@ -127,10 +131,21 @@ async def test_a_mixed_library_lands_exactly_once(sandbox: Sandbox, tmp_path: Pa
     assert not any(item.upload_token for item in state.items.values())
     names = Counter(item.file_name for item in state.items.values())
     assert max(names.values()) > 1, "colliding GoPro file names stay separate items"
+    held = syncs[0].last_state
+    assert held is not None
+    assert not held.items, "a run holds only what it still has to do"
+    assert set(held.settled) == set(state.items)
+    assert not held.batches
 
     sent = sandbox.stats.upload_bytes_received
     assert await run_sync(sandbox, tmp_path) == []
     assert sandbox.stats.upload_bytes_received == sent, "a finished session sends nothing"
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_a_run_may_do_without_its_responses(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert await run_sync(sandbox, tmp_path, return_responses=False) == []
+    assert_exactly_once(sandbox)
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ class ChecksTheLedgerFirst(JsonFileBackend):
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir, durable=False)
         self.missing: set[str] = set()
-        self.checked = 0
+        self.checked: set[str] = set()
 
     def save(self, state: SessionState) -> None:
         super().save(state)
@@ -68,7 +68,7 @@ class ChecksTheLedgerFirst(JsonFileBackend):
         ]
         stored = JsonFileBackend(self.state_dir).delivered_entries(created)
         self.missing |= set(created) - set(stored)
-        self.checked += len(created)
+        self.checked.update(created)
 
 
 def ledger_keys(tmp_path: Path, keys: Iterable[str]) -> set[str]:
@@ -89,7 +89,9 @@ async def test_no_checkpoint_says_created_before_the_ledger_has_the_file(
         sync.settings = sync.settings.model_copy(update={"photos_library_batch_size": 3})
 
     await run_sync(sandbox, tmp_path, backend=backend, concurrency=8, prepare=small_batches)
-    assert backend.checked > len(BUSY.deliverables()), "checkpoints came while files were created"
+    delivered = {key for key, item in stored_state(tmp_path).items.items() if item.media_item_id}
+    assert len(delivered) == len(BUSY.deliverables())
+    assert backend.checked == delivered, "each created file was checked at a checkpoint"
     assert backend.missing == set(), "a checkpoint said created before the ledger knew"
     assert_exactly_once(sandbox)
 

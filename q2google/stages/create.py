@@ -83,6 +83,7 @@ class CreateStage:
             delivery ledger records them first, so a crash in between leaves them recorded,
             and the next run finds them there.
         clock: The time now (tests move it).
+        keep_responses: Keep each batch's answer in :attr:`responses`.
     """
 
     def __init__(
@@ -93,8 +94,10 @@ class CreateStage:
         library_batch_size: int = MAX_BATCH_CREATE_ITEMS,
         on_created: OnCreated | None = None,
         clock: Clock = utc_now,
+        keep_responses: bool = True,
     ) -> None:
         self.photos = photos
+        self.keep_responses = keep_responses
         self.persist = persist
         self.on_created = on_created
         self.clock = clock
@@ -282,7 +285,8 @@ class CreateStage:
                 self._fail(item, str(refused), code=refused.error.status)
             await self.persist(state)
             return
-        self.responses.append(MediaItemBatchCreateResponse(new_media_item_results=results))
+        if self.keep_responses:
+            self.responses.append(MediaItemBatchCreateResponse(new_media_item_results=results))
         pairs = zip(items, results, strict=True)
         delivered = [delivery(item, id_) for item, r in pairs if (id_ := created_id(r)) is not None]
         await self._tell_created(delivered)  # before any item of the session says so

@@ -13,7 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from q2google.state.records import BatchState, ItemState, _Record, utc_now_iso
+from q2google.state.records import BatchState, ItemState, StageStatus, _Record, utc_now_iso
+from q2google.state.settled import SettledItem, settled_item
+
+_FINAL_BATCH = frozenset({StageStatus.COMPLETED.value, StageStatus.FAILED.value})
+"""Stored batch statuses a run never takes up again (see :meth:`ChangeTracking.settle_saved`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +53,13 @@ class ChangeTracking:
         session_id: str
         updated_at: str
         _items: dict[str, ItemState]
+        _settled: dict[str, SettledItem]
         _batches: dict[int, BatchState]
+        _batches_out: set[int]
+        _saved_settled: dict[str, SettledItem] | None
+        _saved_final: set[int]
+        album_title: str | None
+        ledger_recorded: bool
         _dirty_items: set[str]
         _dirty_batches: set[int]
         _saved_meta: dict[str, Any] | None
@@ -61,12 +71,76 @@ class ChangeTracking:
         def _refuse_partial(self, doing: str) -> None: ...
 
     def record_changed(self, record: _Record) -> None:
-        """Mark an item or batch of this session as changed since the last save."""
+        """Mark an item or batch of this session as changed since the last save (one that
+        had left memory as settled comes back: see :meth:`settle_saved`)."""
         with self._lock:
             if isinstance(record, ItemState):
-                self._dirty_items.add(record.item_key)
+                key = record.item_key
+                if key not in self._items and self._settled.pop(key, None) is not None:
+                    self._items[key] = record
+                self._dirty_items.add(key)
             elif isinstance(record, BatchState):
-                self._dirty_batches.add(record.batch_index)
+                index = record.batch_index
+                if index in self._batches_out and index not in self._batches:
+                    self._batches_out.discard(index)
+                    self._batches[index] = record
+                self._dirty_batches.add(index)
+
+    def settle_as_saved(self) -> None:
+        """From now on, let what a save stores as settled leave memory at the next
+        :meth:`settle_saved`: a long run then holds only the files still to do.
+
+        Only a session that settles files (:func:`~q2google.state.settled.settles`) does. Its
+        :attr:`items` and :attr:`batches` then lose what is done, and it can no longer be
+        written whole, as when it is loaded without its settled files.
+        """
+        if self.ledger_recorded and self._saved_settled is None:
+            self._saved_settled = {}
+
+    def settle_saved(self) -> int:
+        """Let the files that the saves since the last call stored as settled (delivered,
+        nothing left to do) leave memory, with their finished batches; call it from the
+        thread that reads the session (a save may run in another).
+
+        A file or batch changed since its save stays; one changed after it left comes back
+        (its session is told, as of any change). Nothing happens unless
+        :meth:`settle_as_saved` was called.
+
+        Returns:
+            How many files left memory.
+        """
+        with self._lock:
+            if not self._saved_settled and not self._saved_final:
+                return 0
+            settled, self._saved_settled = self._saved_settled or {}, {}
+            final, self._saved_final = self._saved_final, set()
+            left = 0
+            for key, entry in settled.items():
+                if key not in self._dirty_items and self._items.pop(key, None) is not None:
+                    self._settled[key] = entry
+                    left += 1
+            for index in final:
+                if index not in self._dirty_batches and self._batches.pop(index, None) is not None:
+                    self._batches_out.add(index)
+            return left
+
+    def _note_saved(self, changes: StateChanges) -> None:
+        """Remember what a save stored as settled, for :meth:`settle_saved`."""
+        if self._saved_settled is None:
+            return
+        album = self.album_title
+        with self._lock:
+            for key, data in changes.items:
+                entry = settled_item(data, album_title=album)
+                if entry is None:
+                    self._saved_settled.pop(key, None)
+                else:
+                    self._saved_settled[key] = entry
+            for index, data in changes.batches:
+                if data.get("status") in _FINAL_BATCH:
+                    self._saved_final.add(index)
+                else:
+                    self._saved_final.discard(index)
 
     def mark_item_dirty(self, item_key: str) -> None:
         """Mark an item changed, after mutating one of its fields in place (``errors``...)."""
@@ -150,6 +224,7 @@ class ChangeTracking:
             raise
         if meta is not None:
             self._saved_meta = meta
+        self._note_saved(changes)
 
 
 def _without_timestamp(meta: Mapping[str, Any]) -> dict[str, Any]:

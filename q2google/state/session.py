@@ -108,6 +108,9 @@ class SessionState(ChangeTracking, BaseModel):
     _settled: dict[str, SettledItem] = PrivateAttr(default_factory=dict)
     _meta_only: bool = PrivateAttr(default=False)
     _batches: dict[int, BatchState] = PrivateAttr(default_factory=dict)
+    _batches_out: set[int] = PrivateAttr(default_factory=set)
+    _saved_settled: dict[str, SettledItem] | None = PrivateAttr(default=None)
+    _saved_final: set[int] = PrivateAttr(default_factory=set)
     _next_position: int = PrivateAttr(default=0)
     _dirty_items: set[str] = PrivateAttr(default_factory=set)
     _dirty_batches: set[int] = PrivateAttr(default_factory=set)
@@ -205,7 +208,7 @@ class SessionState(ChangeTracking, BaseModel):
 
     def next_batch_index(self) -> int:
         """Return the index the next create batch should take."""
-        return max(self._batches, default=-1) + 1
+        return max((*self._batches, *self._batches_out), default=-1) + 1
 
     def items_with(self, stage: StageName, status: StageStatus) -> list[ItemState]:
         """Return the items whose ``stage`` is at ``status``, in discovery order."""
@@ -244,9 +247,9 @@ class SessionState(ChangeTracking, BaseModel):
                 f"session {self.session_id!r} was loaded for its metadata only: it cannot be "
                 f"{doing}; load it to run it"
             )
-        if self._settled:
+        if self._settled or self._batches_out:
             raise StateError(
-                f"session {self.session_id!r} was loaded without its {len(self._settled)} "
+                f"session {self.session_id!r} is held without its {len(self._settled)} "
                 f"settled files: it cannot be {doing}; load it in full"
             )
 
