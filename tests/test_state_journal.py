@@ -20,11 +20,12 @@ from q2google.state import (
     ItemState,
     SessionState,
     StageStatus,
-    local_journal,
+    local_compaction,
 )
 from q2google.state.ledger import new_ledger
 from q2google.state.local import JsonFileBackend
-from q2google.state.local_journal import read_journal
+from q2google.state.local_compaction import compacted
+from q2google.state.local_journal import encode_checkpoint, read_journal
 from q2google.testing import sample_session
 
 JOURNAL = "journal.jsonl"
@@ -223,7 +224,7 @@ def test_a_checkpoint_is_one_write_and_one_fsync(
 def test_the_journal_is_compacted_and_keeps_every_record(
     backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local_journal, "COMPACT_SLACK_LINES", 50)
+    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 50)
     state = sample_session("trip", items=20)
     backend.save(state)
     path = _journal(backend)
@@ -249,6 +250,37 @@ def test_the_journal_is_compacted_and_keeps_every_record(
     state.items["burst0-0"].attempts = 9
     backend.save(state)  # appends again after a compaction
     assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
+
+
+def test_a_compaction_copies_the_journal_in_chunks_not_whole(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    padding = "x" * 1000
+    first = [(f"m{n}-0", {"item_key": f"m{n}-0", "v": 1, "pad": padding}) for n in range(3000)]
+    again = [(key, {**data, "v": 2}) for key, data in first[::2]]
+    with path.open("wb") as out:
+        for items in (first, again):
+            payload, _ = encode_checkpoint({"session_id": "trip"}, items, [])
+            out.write(payload)
+        out.write(b'{"item": {"item_key": "torn"')  # an unfinished save: not copied
+
+    late = ("late-0", {"item_key": "late-0", "v": 3})
+    chunks, lines = compacted(path, None, [late, ("m1-0", {"item_key": "m1-0", "v": 3})], [])
+    pieces = list(chunks)
+
+    assert len(pieces) > 2, "the copy is streamed"
+    assert max(len(piece) for piece in pieces) < 2 * 2**20
+    rewritten = tmp_path / "rewritten.jsonl"
+    rewritten.write_bytes(b"".join(pieces))
+    assert len(rewritten.read_bytes().splitlines()) == lines == 3000 + 1 + 1 + 1
+    journal = read_journal(rewritten)
+    versions = {key: data["v"] for key, (_, data) in journal.items.items()}
+    assert versions == {
+        **{key: 2 if number % 2 == 0 else 1 for number, (key, _) in enumerate(first)},
+        "m1-0": 3,
+        "late-0": 3,
+    }
+    assert journal.meta is not None
+    assert journal.meta[1] == {"session_id": "trip"}
 
 
 def test_a_whole_save_writes_a_compacted_journal(backend: JsonFileBackend) -> None:

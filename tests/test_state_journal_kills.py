@@ -21,7 +21,7 @@ from q2google.state import (
     SessionState,
     StageName,
     StageStatus,
-    local_journal,
+    local_compaction,
 )
 from q2google.state.local import JsonFileBackend
 from q2google.state.local_journal import read_journal
@@ -170,7 +170,7 @@ def test_a_kill_at_any_instant_of_a_save_leaves_the_old_or_the_new_checkpoint(
     stored: Callable[[Path], None] | None,
     change: Change,
 ) -> None:
-    monkeypatch.setattr(local_journal, "COMPACT_SLACK_LINES", 0)
+    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 0)
     pristine = tmp_path / "pristine"
     pristine.mkdir()
     if stored is not None:

@@ -20,7 +20,7 @@ before the next one was written, is corruption, reported with the file and the l
 so is a damaged first checkpoint (``meta.json`` is written only once it is durable).
 When the journal holds many more lines than live records it is
 rewritten with one line per record (temporary file, fsync, ``os.replace``, fsync of the
-directory), as a whole save writes it.
+directory), as a whole save writes it (see :mod:`q2google.state.local_compaction`).
 """
 
 from __future__ import annotations
@@ -43,14 +43,7 @@ from q2google.state.settled import SettledItem
 logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.jsonl"
-COMPACT_FACTOR = 2
-COMPACT_SLACK_LINES = 1_000
-"""A journal is rewritten once it has more than ``COMPACT_FACTOR`` lines per live record plus
-``COMPACT_SLACK_LINES``."""
-
 _RECORD_KINDS = ("meta", "item", "batch")
-_KIND_ORDER = {"meta": 0, "batch": 1, "item": 2}
-"""The order of the records of a rewritten journal."""
 _KEYS = {"item": "item_key", "batch": "batch_index"}
 _WITHOUT_KEY = {"item": "an item without an item_key", "batch": "a batch without a batch_index"}
 _PARSE_CHUNK = 256
@@ -168,53 +161,36 @@ def read_journal(
     return journal
 
 
-def compacted(
-    path: Path,
-    meta: Mapping[str, Any] | None,
-    items: Iterable[tuple[str, Mapping[str, Any]]],
-    batches: Iterable[tuple[int, Mapping[str, Any]]],
-) -> tuple[bytes, int]:
-    """Return a journal's live records with changes applied, as one checkpoint.
-
-    The records not changed are copied as they are stored (only their keys are read), so
-    that a rewrite holds in memory the live lines, never a record of each line.
+def last_lines(path: Path) -> tuple[dict[tuple[str, object], int], int]:
+    """The line of each record's last version in a journal's committed checkpoints.
 
     Args:
         path: The journal.
-        meta: The changed metadata, or ``None``.
-        items: Changed items, as ``(item_key, data)`` pairs.
-        batches: Changed batches, as ``(batch_index, data)`` pairs.
 
     Returns:
-        The bytes of the rewritten journal, and how many lines they are.
+        The line number (from 1) by ``(kind, key)`` (the metadata's key is ``None``), and
+        how many lines the committed checkpoints are.
 
     Raises:
         StateError: It cannot be read.
         StateCorruptError: As :func:`read_journal`.
     """
-    stored: dict[tuple[str, object], bytes] = {}
-    for checkpoint in _Reader(path, keep_data=False).checkpoints():
+    reader = _Reader(path, keep_data=False)
+    last: dict[tuple[str, object], int] = {}
+    for checkpoint in reader.checkpoints():
         for record in checkpoint:
-            stored[record.kind, record.key] = record.line
-    changed = _encoded([] if meta is None else [("meta", None, meta)])
-    changed.update(_encoded(("batch", index, data) for index, data in batches))
-    changed.update(_encoded(("item", key, data) for key, data in items))
-    stored.update(changed)
-    ordered = sorted(stored.items(), key=lambda entry: _KIND_ORDER[entry[0][0]])
-    lines = [line for _, line in ordered]
-    lines += [b'{"commit":%d}' % len(lines), b""]
-    return b"\n".join(lines), len(lines) - 1
+            last[record.kind, record.key] = record.number
+    return last, reader.lines
 
 
 class _Record(NamedTuple):
-    """A record as stored: its kind, key (``None`` for the metadata), line, data (empty when
-    not kept, or settled) and bytes (empty when the data is kept), and its settled form."""
+    """A record as stored: its kind, key (``None`` for the metadata), line number, data
+    (empty when not kept, or settled), and its settled form."""
 
     kind: str
     key: str | int | None
     number: int
     data: dict[str, Any]
-    line: bytes
     settled: SettledItem | None = None
 
 
@@ -236,7 +212,7 @@ class _Reader:
         settle: Callable[[Mapping[str, Any]], SettledItem | None] | None = None,
     ) -> None:
         self.path = path
-        self.keep_data = keep_data  # else records come with their bytes and an empty data
+        self.keep_data = keep_data  # else records come with their key and line number only
         self.settle = settle  # settled items come in their small form only
         self.identity = (0, 0, 0, 0)
         self.end = self.lines = self.read = 0
@@ -301,7 +277,7 @@ class _Reader:
                     pending, unreadable = [], None
                     continue
                 elif kind in _RECORD_KINDS:
-                    pending.append(self._record(kind, key, number, content, line))
+                    pending.append(self._record(kind, key, number, content))
                 elif unreadable is None:
                     unreadable = (number, str(content))
         self.damaged = damaged
@@ -313,16 +289,16 @@ class _Reader:
                 damaged.removeprefix(f"{path}: "),
             )
 
-    def _record(self, kind: str, key: Any, number: int, content: Any, line: bytes) -> _Record:
+    def _record(self, kind: str, key: Any, number: int, content: Any) -> _Record:
         """A record in what is kept of it (a checkpoint may hold a whole session: the data of
-        each of its records, or its bytes, is kept only when wanted)."""
+        each of its records is kept only when wanted)."""
         if not self.keep_data:
-            return _Record(kind, key, number, _NO_DATA, line)
+            return _Record(kind, key, number, _NO_DATA)
         if kind == "item" and self.settle is not None:
             settled = self.settle(content)
             if settled is not None:
-                return _Record(kind, key, number, _NO_DATA, b"", settled)
-        return _Record(kind, key, number, content, b"")
+                return _Record(kind, key, number, _NO_DATA, settled)
+        return _Record(kind, key, number, content)
 
     def _chunks(self, handle: BinaryIO) -> Iterator[list[bytes]]:
         """Yield the complete lines (without their newline) a chunk at a time; a last line
@@ -393,7 +369,7 @@ def _classify(value: Any) -> tuple[str, Any, Any]:
     return "unreadable", None, problem
 
 
-def _encoded(
+def encode_records(
     records: Iterable[tuple[str, object, Mapping[str, Any]]],
 ) -> dict[tuple[str, object], bytes]:
     """Encode records as journal lines (without their newline), by kind and key."""
@@ -435,19 +411,9 @@ def encode_checkpoint(
         records.append(("meta", None, meta))
     records += [("batch", index, data) for index, data in batches]
     records += [("item", key, data) for key, data in items]
-    lines = list(_encoded(records).values())
+    lines = list(encode_records(records).values())
     lines += [b'{"commit":%d}' % len(lines), b""]
     return b"\n".join(lines), len(lines) - 1
-
-
-def needs_compaction(lines: int, live: int) -> bool:
-    """Whether a journal of ``lines`` lines holding ``live`` records should be rewritten.
-
-    Rewriting costs the live records; it comes after at least as many lines appended (and a
-    thousand more), so that each line appended pays for about one line rewritten, whatever
-    the size of the session.
-    """
-    return lines > COMPACT_FACTOR * live + COMPACT_SLACK_LINES
 
 
 def file_identity(status: os.stat_result) -> tuple[int, int, int, int]:

@@ -23,7 +23,7 @@ import errno
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ import pydantic_core
 
 from q2google.errors import StateCorruptError
 from q2google.state.base import ItemState, SessionState, StateChanges
+from q2google.state.local_compaction import compacted, needs_compaction
 from q2google.state.local_files import (
     BATCHES_DIR,
     ITEMS_DIR,
@@ -46,10 +47,8 @@ from q2google.state.local_journal import (
     JOURNAL_FILE,
     Journal,
     JournalMark,
-    compacted,
     encode_checkpoint,
     file_identity,
-    needs_compaction,
     read_journal,
 )
 
@@ -121,8 +120,8 @@ class JsonSessionWriting:
             self._tracked.pop(session_id, None)  # until the journal is known again
             if needs_compaction(tracked.mark.lines + lines, tracked.mark.live):
                 with gc_paused():
-                    payload, lines = compacted(path, changes.meta, changes.items, changes.batches)
-                tracked.mark = write_journal(path, payload, lines, durable=self.durable)
+                    chunks, lines = compacted(path, changes.meta, changes.items, changes.batches)
+                    tracked.mark = write_journal(path, chunks, lines, durable=self.durable)
             else:
                 tracked.mark = append_checkpoint(
                     path, payload, lines, tracked.mark, durable=self.durable
@@ -183,7 +182,7 @@ class JsonSessionWriting:
     ) -> JournalMark:
         """Replace the journal with one checkpoint of these records."""
         payload, lines = encode_checkpoint(meta, items.items(), sorted(batches.items()))
-        return write_journal(path, payload, lines, durable=self.durable)
+        return write_journal(path, [payload], lines, durable=self.durable)
 
     def _write_meta(self, directory: Path, meta: dict[str, Any]) -> None:
         """Replace ``meta.json`` (the layout's version, fsynced, its directory too)."""
@@ -283,12 +282,12 @@ def append_checkpoint(
     )
 
 
-def write_journal(path: Path, payload: bytes, lines: int, *, durable: bool) -> JournalMark:
-    """Replace a journal (or create it) atomically with ``payload``.
+def write_journal(path: Path, chunks: Iterable[bytes], lines: int, *, durable: bool) -> JournalMark:
+    """Replace a journal (or create it) atomically with ``chunks``.
 
     Args:
         path: The journal.
-        payload: Its whole content: one checkpoint of every live record.
+        chunks: Its whole content, in order: one checkpoint of every live record.
         lines: Its number of lines (the records, and the commit line).
         durable: fsync the file and its directory.
 
@@ -301,7 +300,10 @@ def write_journal(path: Path, payload: bytes, lines: int, *, durable: bool) -> J
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            _write_all(fd, payload, 0)
+            size = 0
+            for chunk in chunks:
+                _write_all(fd, chunk, size)
+                size += len(chunk)
             if durable:
                 os.fsync(fd)
             status = os.fstat(fd)
@@ -313,7 +315,7 @@ def write_journal(path: Path, payload: bytes, lines: int, *, durable: bool) -> J
         raise
     if durable:
         sync_directory(path.parent)
-    return JournalMark(file_identity(status), len(payload), lines, lines - 1)
+    return JournalMark(file_identity(status), size, lines, lines - 1)
 
 
 def sync_directory(directory: Path) -> None:
