@@ -74,8 +74,10 @@ class GoProToPhotosSync:
         settings: Concurrency, batch sizes, ``fail_fast``.
         cdn: HTTP client for GoPro's CDN; one is made per run when ``None``.
         clock: The time: window ends, token ages, the quota day (tests move it).
-        last_state: The session as the last run left it (as saved, settled files left out
-            when the backend can): read its counts without loading it again.
+        last_state: The session as the last run left it, as saved: read its counts without
+            loading it again. It holds what is still to do; the files delivered are in its
+            ``settled`` (a run lets them go at each checkpoint, so that its memory follows
+            the work in flight, not the library).
     """
 
     gopro: Any

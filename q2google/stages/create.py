@@ -23,6 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from q2google.checkpoints import uninterrupted
 from q2google.errors import QuotaExhaustedError, StorageFullError
@@ -293,7 +294,7 @@ class CreateStage:
         storage_full = False
         for item, result in zip(items, results, strict=True):
             storage_full |= self._record(item, result)
-        batch.responses = tuple(result.to_api() for result in results)
+        batch.responses = tuple(stored_answer(result) for result in results)
         batch.status = StageStatus.COMPLETED if all(r.ok for r in results) else StageStatus.FAILED
         await self.persist(state)
         if storage_full:
@@ -398,6 +399,17 @@ class CreateStage:
     async def recover(self, state: SessionState) -> None:
         """Settle the batches a dead run left ``running`` before anything else is sent."""
         await self.settle(state)
+
+
+def stored_answer(result: NewMediaItemResult) -> dict[str, Any]:
+    """What a batch keeps of Google's answer for one file: its status, and the id of the
+    media item made, if any (the URLs and metadata are Google's to keep: 1 KB a file, read
+    again at every resume)."""
+    answer: dict[str, Any] = {"status": result.status.to_api()}
+    media_item_id = created_id(result)
+    if media_item_id is not None:
+        answer["mediaItem"] = {"id": media_item_id}
+    return answer
 
 
 def created_id(result: NewMediaItemResult) -> str | None:

@@ -13,11 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from q2google.state.records import BatchState, ItemState, StageStatus, _Record, utc_now_iso
-from q2google.state.settled import SettledItem, settled_item
-
-_FINAL_BATCH = frozenset({StageStatus.COMPLETED.value, StageStatus.FAILED.value})
-"""Stored batch statuses a run never takes up again (see :meth:`ChangeTracking.settle_saved`)."""
+from q2google.state.records import BatchState, ItemState, _Record, utc_now_iso
+from q2google.state.settled import SettledItem, finished_batch, settled_item
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +134,7 @@ class ChangeTracking:
                 else:
                     self._saved_settled[key] = entry
             for index, data in changes.batches:
-                if data.get("status") in _FINAL_BATCH:
+                if finished_batch(data):
                     self._saved_final.add(index)
                 else:
                     self._saved_final.discard(index)

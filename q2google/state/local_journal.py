@@ -31,14 +31,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 import pydantic_core
 
 from q2google.errors import StateCorruptError, StateError
 from q2google.state.base import BatchState, ItemState, SessionState
 from q2google.state.local_files import RecordT
-from q2google.state.settled import SettledItem
+from q2google.state.settled import SettledItem, finished_batch
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ class Journal:
         path: The file.
         meta: The session metadata, with its line; ``None`` if it holds none.
         items: Items by key, with their lines (those not settled, when read to settle).
-        batches: Batches by index, with their lines.
+        batches: Batches by index, with their lines (those not finished, when read to settle).
         settled: Settled items by key, when read to settle (see :func:`read_journal`).
+        finished: Indexes of the finished batches, when read to settle.
         mark: Where its committed checkpoints end.
     """
 
@@ -93,6 +94,7 @@ class Journal:
     items: dict[str, _Line] = field(default_factory=dict)
     batches: dict[int, _Line] = field(default_factory=dict)
     settled: dict[str, SettledItem] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)
     mark: JournalMark = JournalMark((0, 0, 0, 0), 0, 0, 0)
 
     def session(self) -> SessionState:
@@ -111,7 +113,7 @@ class Journal:
         batches = [_validated(BatchState, self.path, line) for line in self.batches.values()]
         number, meta = self.meta
         try:
-            return SessionState.from_parts(meta, items, batches, self.settled)
+            return SessionState.from_parts(meta, items, batches, self.settled, self.finished)
         except StateCorruptError as error:
             raise StateCorruptError(f"{self.path}: line {number}: {error}") from None
 
@@ -128,7 +130,8 @@ def read_journal(
         path: The file.
         settle: Tells a settled item from its stored form
             (:func:`~q2google.state.settled.settled_item`); those are kept in
-            :attr:`Journal.settled` only, never as data. ``None``: every item is kept.
+            :attr:`Journal.settled` only, never as data, and finished batches in
+            :attr:`Journal.finished`. ``None``: every record is kept.
 
     Returns:
         Its live records and where its committed checkpoints end.
@@ -152,10 +155,16 @@ def read_journal(
                     journal.settled[key] = record.settled
                     journal.items.pop(key, None)
             elif record.kind == "batch":
-                journal.batches[record.data["batch_index"]] = line
+                index = cast(int, record.key)  # a batch's key is its index (_classify)
+                if record.finished:
+                    journal.finished.add(index)
+                    journal.batches.pop(index, None)
+                else:
+                    journal.batches[index] = line
+                    journal.finished.discard(index)
             else:
                 journal.meta = line
-    live = len(journal.items) + len(journal.settled) + len(journal.batches)
+    live = len(journal.items) + len(journal.settled) + len(journal.batches) + len(journal.finished)
     live += journal.meta is not None
     journal.mark = JournalMark(reader.identity, reader.end, reader.lines, live)
     return journal
@@ -185,13 +194,15 @@ def last_lines(path: Path) -> tuple[dict[tuple[str, object], int], int]:
 
 class _Record(NamedTuple):
     """A record as stored: its kind, key (``None`` for the metadata), line number, data
-    (empty when not kept, or settled), and its settled form."""
+    (empty when not kept, settled or finished), its settled form, and whether it is a
+    finished batch (read to settle)."""
 
     kind: str
     key: str | int | None
     number: int
     data: dict[str, Any]
     settled: SettledItem | None = None
+    finished: bool = False
 
 
 class _Reader:
@@ -298,6 +309,8 @@ class _Reader:
             settled = self.settle(content)
             if settled is not None:
                 return _Record(kind, key, number, _NO_DATA, settled)
+        elif kind == "batch" and self.settle is not None and finished_batch(content):
+            return _Record(kind, key, number, _NO_DATA, finished=True)
         return _Record(kind, key, number, content)
 
     def _chunks(self, handle: BinaryIO) -> Iterator[list[bytes]]:

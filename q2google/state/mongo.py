@@ -65,7 +65,13 @@ from q2google.state.mongo_lease import (
 )
 from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSummaries
 from q2google.state.retrying import retry_transient
-from q2google.state.settled import SETTLED_FIELDS, SettledItem, settles, split_settled
+from q2google.state.settled import (
+    FINISHED_BATCH_STATUSES,
+    SETTLED_FIELDS,
+    SettledItem,
+    settles,
+    split_settled,
+)
 from q2google.state.summary_store import SummaryKeeper
 
 if TYPE_CHECKING:
@@ -208,7 +214,11 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
             ) from None
 
     def _state(
-        self, session_id: str, found: _Found, settled: dict[str, SettledItem]
+        self,
+        session_id: str,
+        found: _Found,
+        settled: dict[str, SettledItem],
+        finished: list[int] | None = None,
     ) -> SessionState:
         meta, items, batches, summary = found
         try:
@@ -217,6 +227,7 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
                 [ItemState.from_dict(doc) for doc in items],
                 [BatchState.from_dict(doc) for doc in batches],
                 settled,
+                finished or (),
             )
         except (StateCorruptError, KeyError) as error:
             raise StateCorruptError(
@@ -285,12 +296,14 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
             return None
         return self._rest(session_id, meta, None)
 
-    def _read_unsettled(self, session_id: str) -> tuple[_Found, dict[str, SettledItem]] | None:
+    def _read_unsettled(
+        self, session_id: str
+    ) -> tuple[_Found, dict[str, SettledItem], list[int]] | None:
         meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
         if meta is None:
             return None
         if not settles(meta):
-            return self._rest(session_id, meta, None), {}
+            return self._rest(session_id, meta, None), {}, []
         fields = {"_id": 0, **dict.fromkeys(SETTLED_FIELDS, 1)}
         marks = self._items.find({"session_id": session_id}, fields)
         try:
@@ -304,16 +317,27 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
             chunk = keys[start : start + _KEYS_PER_QUERY]
             query = {"session_id": session_id, "item_key": {"$in": chunk}}
             items += list(self._items.find(query, hidden))
-        return self._rest(session_id, meta, items), settled
+        finished = {"session_id": session_id, "status": {"$in": list(FINISHED_BATCH_STATUSES)}}
+        indexes = [int(index) for index in self._batches.distinct("batch_index", finished)]
+        return self._rest(session_id, meta, items, open_batches=True), settled, indexes
 
     def _rest(
-        self, session_id: str, meta: dict[str, Any], items: list[dict[str, Any]] | None
+        self,
+        session_id: str,
+        meta: dict[str, Any],
+        items: list[dict[str, Any]] | None,
+        *,
+        open_batches: bool = False,
     ) -> _Found:
-        """The session's batches and summary, and its items when not read yet."""
+        """The session's batches (those not finished only, if asked) and summary, and its
+        items when not read yet."""
         hidden = {"_id": 0, "session_id": 0}
         if items is None:
             items = list(self._items.find({"session_id": session_id}, hidden))
-        batches = list(self._batches.find({"session_id": session_id}, hidden))
+        query: dict[str, Any] = {"session_id": session_id}
+        if open_batches:
+            query["status"] = {"$nin": list(FINISHED_BATCH_STATUSES)}
+        batches = list(self._batches.find(query, hidden))
         summary = self._summary_docs.find_one({"_id": session_id}, _HIDDEN)
         return meta, items, batches, summary
 

@@ -315,7 +315,8 @@ class BatchState(_Record):
         batch_index: Zero-based position among the session's create batches.
         item_keys: Keys of the items in the batch (at most 50); a tuple, so assign a new one.
         status: Where the call stands.
-        responses: Google's per-item results once answered (``newMediaItemResults``).
+        responses: Google's per-item results once answered (``newMediaItemResults``), as much
+            of them as a run keeps: each status, and the id of the media item made.
         error: Why the batch failed as a whole, if it did.
         attempts: How many times the call was sent.
     """

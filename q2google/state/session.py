@@ -299,6 +299,7 @@ class SessionState(ChangeTracking, BaseModel):
         items: Iterable[ItemState],
         batches: Iterable[BatchState],
         settled: Mapping[str, SettledItem] | None = None,
+        finished_batches: Iterable[int] = (),
     ) -> SessionState:
         """Rebuild a session from separately stored metadata, items and batches.
 
@@ -309,6 +310,7 @@ class SessionState(ChangeTracking, BaseModel):
             batches: The stored batches, any order.
             settled: The settled files left out of ``items`` (see
                 :mod:`q2google.state.settled`), by key.
+            finished_batches: The indexes of the finished batches left out of ``batches``.
 
         Returns:
             The session, with no pending changes.
@@ -329,6 +331,7 @@ class SessionState(ChangeTracking, BaseModel):
             state._settled = dict(settled)
             last = max(entry.mark[0] for entry in settled.values())
             state._next_position = max(state._next_position, last + 1)
+        state._batches_out = set(finished_batches).difference(state._batches)
         state.mark_clean()
         return state
 

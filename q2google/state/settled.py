@@ -3,7 +3,8 @@
 A resume of a large session reads only what is still to do. Its settled files are known by
 key (discovery must not add them again), by capture time (discovery counts the media of the
 window) and by their :data:`~q2google.state.outcomes.ItemMark` (the session's summary counts
-them), never built as :class:`~q2google.state.ItemState`. A backend tells them from the
+them), never built as :class:`~q2google.state.ItemState`; its finished batches are known by index
+alone (:func:`finished_batch`). A backend tells them from the
 stored form of each item with :func:`settled_item`, using :data:`SETTLED_FIELDS` only (a
 database can ask for those fields alone), and hands them to
 :meth:`~q2google.state.SessionState.from_parts`.
@@ -45,6 +46,16 @@ class SettledItem(NamedTuple):
 
     captured_at: str | None
     mark: ItemMark
+
+
+FINISHED_BATCH_STATUSES = (StageStatus.COMPLETED.value, StageStatus.FAILED.value)
+"""Stored statuses of a batch no run takes up again: a run loads such batches by index alone
+(so that none is reused), never their records."""
+
+
+def finished_batch(data: Mapping[str, Any]) -> bool:
+    """Whether a stored batch is finished (:data:`FINISHED_BATCH_STATUSES`)."""
+    return data.get("status") in FINISHED_BATCH_STATUSES
 
 
 def settles(meta: Mapping[str, Any]) -> bool:

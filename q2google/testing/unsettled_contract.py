@@ -17,6 +17,7 @@ import pytest
 from q2google.errors import StateError
 from q2google.sessions import summarize
 from q2google.state import (
+    BatchState,
     ErrorRecord,
     ItemState,
     SessionState,
@@ -141,6 +142,41 @@ class UnsettledLoadingContract:
         again = unsettled_loading(reopen_backend()).load_unsettled("lean")
         assert again is not None
         assert set(again.items) == OPEN - {"uploaded-0"} | {"new-0"}
+
+    def test_a_run_loads_finished_batches_by_index_alone(
+        self, backend: SyncStateBackend, reopen_backend: Callable[[], SyncStateBackend]
+    ) -> None:
+        lean = unsettled_loading(backend)
+        state = settled_and_open()
+        keys = tuple(state.items)
+        answer = ({"status": {"message": "Success"}, "mediaItem": {"id": "google-0"}},)
+        done = BatchState(batch_index=0, item_keys=keys[:20], status=StageStatus.COMPLETED)
+        done.responses = answer
+        state.add_batch(done)
+        state.add_batch(
+            BatchState(batch_index=1, item_keys=keys[20:30], status=StageStatus.FAILED)
+        )
+        state.add_batch(
+            BatchState(batch_index=2, item_keys=("uploaded-0",), status=StageStatus.RUNNING)
+        )
+        lean.save(state)
+
+        loaded = unsettled_loading(reopen_backend()).load_unsettled("lean")
+
+        assert loaded is not None
+        assert list(loaded.batches) == [2], "a run reads the batches it may take up"
+        assert loaded.next_batch_index() == 3, "and never reuses the index of another"
+        loaded.batches[2].status = StageStatus.COMPLETED
+        lean.save(loaded)
+        whole = reopen_backend().load("lean")
+        assert whole is not None
+        assert whole.batches[0] == done, "the finished batches stay stored as they were"
+        assert whole.batches[1].status is StageStatus.FAILED
+        assert whole.batches[2].status is StageStatus.COMPLETED
+        again = unsettled_loading(reopen_backend()).load_unsettled("lean")
+        assert again is not None
+        assert not again.batches
+        assert again.next_batch_index() == 3
 
     def test_a_lean_state_is_never_written_whole(self, backend: SyncStateBackend) -> None:
         lean = unsettled_loading(backend)
