@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from q2google.gopro import GoProCloudClient, GoProLibrary, SearchPage
 from q2google.photos import GooglePhotosClient
 from q2google.retry import RetryPolicy
 from q2google.sandbox import Sandbox, SandboxLibrary
-from q2google.state import StageName, StageStatus
+from q2google.state import LEDGER_SESSION_ID, ItemState, SessionState, StageName, StageStatus
 from q2google.state.local import JsonFileBackend
 from q2google.sync import GoProToPhotosSync
 
@@ -76,6 +78,7 @@ async def run_sync(
     backend: Any = None,
     raw_upload_max_bytes: int | None = None,
     return_responses: bool = True,
+    on_stage_complete: Any = None,
 ) -> Any:
     raw: dict[str, Any] = {}
     if raw_upload_max_bytes is not None:
@@ -98,7 +101,11 @@ async def run_sync(
             if prepare is not None:
                 prepare(sync)
             return await sync.sync_date_range(
-                *window, session_id=session, album_title=album, return_responses=return_responses
+                *window,
+                session_id=session,
+                album_title=album,
+                return_responses=return_responses,
+                on_stage_complete=on_stage_complete,
             )
 
 
@@ -140,6 +147,38 @@ async def test_a_mixed_library_lands_exactly_once(sandbox: Sandbox, tmp_path: Pa
     sent = sandbox.stats.upload_bytes_received
     assert await run_sync(sandbox, tmp_path) == []
     assert sandbox.stats.upload_bytes_received == sent, "a finished session sends nothing"
+
+
+class WatchesItems(JsonFileBackend):
+    """JSON files that keep a weak reference to every file of a session they save."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.seen: dict[str, weakref.ref[ItemState]] = {}
+
+    def save(self, state: SessionState) -> None:
+        super().save(state)
+        if state.session_id != LEDGER_SESSION_ID:
+            self.seen.update((key, weakref.ref(item)) for key, item in state.items.items())
+
+
+@pytest.mark.sandbox(library=MIXED)
+async def test_a_run_lets_go_of_each_file_once_it_is_delivered(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    backend = WatchesItems(tmp_path / "state")
+    held: list[set[str]] = []
+
+    async def after(stage: str, state: SessionState, *_: Any) -> None:
+        if stage == "transfer":  # the stages are still alive: what do they hold?
+            gc.collect()
+            alive = {key for key, ref in backend.seen.items() if ref() is not None}
+            held.append(alive - set(state.items))
+
+    await run_sync(sandbox, tmp_path, backend=backend, on_stage_complete=after)
+    assert_exactly_once(sandbox)
+    assert held == [set()], "nothing holds a file delivered"
+    assert len(backend.seen) == len(MIXED.deliverables())
 
 
 @pytest.mark.sandbox(library=MIXED)

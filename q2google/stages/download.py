@@ -85,6 +85,16 @@ class CdnFiles:
         for item in pending:
             self._by_media.setdefault(item.media_id, []).append(item)
 
+    def forget(self, item: ItemState) -> None:
+        """Let go of a file whose transfer is over: only the files still to go are kept (for
+        their media's siblings), so that a run's memory follows what is left to do."""
+        siblings = self._by_media.get(item.media_id)
+        if siblings is None:
+            return
+        siblings[:] = [other for other in siblings if other is not item]
+        if not siblings:
+            del self._by_media[item.media_id]
+
     async def first_bytes(
         self, state: SessionState, item: ItemState, policy: RetryPolicy
     ) -> tuple[httpx.Response, int]:

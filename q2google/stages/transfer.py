@@ -142,15 +142,10 @@ class TransferStage:
         """
         metrics = metrics or SyncTransferMetrics()
         started = self.clock.monotonic()
-        pending = largest_first(
-            state, [item for item in state.items.values() if _needs_transfer(item)]
-        )
-        metrics.bytes_to_send = bytes_to_send(state, pending)
+        queue, workers = self._queue(state, metrics)
         metrics.uploads_allowed = self.concurrency if self.limit is None else self.limit.current
         state.set_stage(StageName.TRANSFER, StageStatus.RUNNING)
         await self.persist(state)
-        queue = deque(pending)
-        self.cdn_files.begin(pending, lambda added: queue.extend(filter(_needs_transfer, added)))
 
         claims: dict[str, asyncio.Future[set[str]]] = {}
 
@@ -172,9 +167,11 @@ class TransferStage:
                         break
                     item = queue.popleft()
                     if not await admitted(item):
+                        self.cdn_files.forget(item)
                         await self.persist(state)
                         continue
                     ok = await self._transfer(state, item, metrics)
+                    self.cdn_files.forget(item)
                 if ok:
                     await on_uploaded(item)
                 elif fail_fast and item.transfer_status is StageStatus.FAILED:
@@ -183,7 +180,7 @@ class TransferStage:
 
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.concurrency, max(1, len(pending)))):
+                for _ in range(workers):
                     group.create_task(worker())
         except* (Q2GoogleError, PermanentItemError) as errors:  # quota, auth, state
             raise errors.exceptions[0] from None
@@ -197,6 +194,20 @@ class TransferStage:
         failed = any(item.transfer_status is StageStatus.FAILED for item in state.items.values())
         state.set_stage(StageName.TRANSFER, StageStatus.FAILED if failed else StageStatus.COMPLETED)
         await self.persist(state)
+
+    def _queue(
+        self, state: SessionState, metrics: SyncTransferMetrics
+    ) -> tuple[deque[ItemState], int]:
+        """The files to transfer, largest first, in a queue the CDN side adds to (a media's
+        files found late), and how many workers they need. Nothing else holds them: a file
+        done is let go."""
+        pending = largest_first(
+            state, [item for item in state.items.values() if _needs_transfer(item)]
+        )
+        metrics.bytes_to_send = bytes_to_send(state, pending)
+        queue = deque(pending)
+        self.cdn_files.begin(pending, lambda added: queue.extend(filter(_needs_transfer, added)))
+        return queue, min(self.concurrency, max(1, len(pending)))
 
     @asynccontextmanager
     async def _slot(self, metrics: SyncTransferMetrics) -> AsyncIterator[None]:

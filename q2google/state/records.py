@@ -117,7 +117,7 @@ class _Record:
     an assignment is validated against the field's type and constraints, as a model's is.
     """
 
-    __slots__ = ("_owner",)
+    __slots__ = ("__weakref__", "_owner")  # weak references: tests see a run let files go
 
     if TYPE_CHECKING:
         _owner: _ChangeSink | None

@@ -153,9 +153,7 @@ class UnsettledLoadingContract:
         done = BatchState(batch_index=0, item_keys=keys[:20], status=StageStatus.COMPLETED)
         done.responses = answer
         state.add_batch(done)
-        state.add_batch(
-            BatchState(batch_index=1, item_keys=keys[20:30], status=StageStatus.FAILED)
-        )
+        state.add_batch(BatchState(batch_index=1, item_keys=keys[20:30], status=StageStatus.FAILED))
         state.add_batch(
             BatchState(batch_index=2, item_keys=("uploaded-0",), status=StageStatus.RUNNING)
         )
