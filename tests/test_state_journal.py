@@ -264,7 +264,9 @@ def test_a_compaction_copies_the_journal_in_chunks_not_whole(tmp_path: Path) -> 
         out.write(b'{"item": {"item_key": "torn"')  # an unfinished save: not copied
 
     late = ("late-0", {"item_key": "late-0", "v": 3})
-    chunks, lines = compacted(path, None, [late, ("m1-0", {"item_key": "m1-0", "v": 3})], [])
+    committed = read_journal(path).mark.lines  # as the backend knows it
+    changed = [late, ("m1-0", {"item_key": "m1-0", "v": 3})]
+    chunks, lines = compacted(path, committed, None, changed, [])
     pieces = list(chunks)
 
     assert len(pieces) > 2, "the copy is streamed"
@@ -281,6 +283,17 @@ def test_a_compaction_copies_the_journal_in_chunks_not_whole(tmp_path: Path) -> 
     }
     assert journal.meta is not None
     assert journal.meta[1] == {"session_id": "trip"}
+
+
+def test_a_compaction_of_a_journal_changed_behind_its_back_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    payload, lines = encode_checkpoint({"session_id": "trip"}, [("a-0", {"item_key": "a-0"})], [])
+    path.write_bytes(payload)
+    with pytest.raises(StateCorruptError, match="before its last commit"):
+        compacted(path, lines + 3, None, [], [])
+    path.write_bytes(payload.replace(b'{"item":', b'{"item" ', 1))
+    with pytest.raises(StateCorruptError, match="line 2: not valid JSON"):
+        compacted(path, lines, None, [], [])
 
 
 def test_a_whole_save_writes_a_compacted_journal(backend: JsonFileBackend) -> None:

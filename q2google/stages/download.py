@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -79,21 +79,24 @@ class CdnFiles:
         self._resolving: dict[str, asyncio.Lock] = {}
         self._on_added: OnAdded = lambda _: None
 
-    def begin(self, pending: Iterable[ItemState], on_added: OnAdded) -> None:
+    def begin(self, pending: Sequence[ItemState], on_added: OnAdded) -> None:
         """Start a transfer run of ``pending`` files."""
         self._by_media, self._resolving, self._on_added = {}, {}, on_added
-        for item in pending:
-            self._by_media.setdefault(item.media_id, []).append(item)
+        several = {item.media_id for item in pending if item.file_index > 0}
+        for item in pending:  # the files of media of several files, for their siblings
+            if item.media_id in several:
+                self._by_media.setdefault(item.media_id, []).append(item)
 
     def forget(self, item: ItemState) -> None:
         """Let go of a file whose transfer is over: only the files still to go are kept (for
         their media's siblings), so that a run's memory follows what is left to do."""
         siblings = self._by_media.get(item.media_id)
-        if siblings is None:
-            return
-        siblings[:] = [other for other in siblings if other is not item]
-        if not siblings:
+        if siblings is not None:
+            siblings[:] = [other for other in siblings if other is not item]
+            if siblings:
+                return
             del self._by_media[item.media_id]
+        self._resolving.pop(item.media_id, None)  # no file of it left to resolve
 
     async def first_bytes(
         self, state: SessionState, item: ItemState, policy: RetryPolicy

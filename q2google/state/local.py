@@ -235,10 +235,7 @@ class JsonFileBackend(
         layout, stored = self._stored_layout(directory, state.session_id)
         if layout is None:
             state.mark_all_dirty()
-        with (
-            state.pending_changes() as changes,
-            self._summaries.checkpoint(state, changes) as summary,
-        ):
+        with self._summaries.saving(state) as (changes, summary):
             tracked = self._tracked.get(state.session_id)
             chores = tracked is not None and (tracked.meta_behind is not None or tracked.old_dirs)
             if changes.is_empty and summary is None and not chores:

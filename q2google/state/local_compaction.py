@@ -38,6 +38,7 @@ def needs_compaction(lines: int, live: int) -> bool:
 
 def compacted(
     path: Path,
+    committed: int,
     meta: Mapping[str, Any] | None,
     items: Iterable[tuple[str, Mapping[str, Any]]],
     batches: Iterable[tuple[int, Mapping[str, Any]]],
@@ -46,6 +47,7 @@ def compacted(
 
     Args:
         path: The journal (it must not change until the chunks are all read).
+        committed: How many lines its committed checkpoints are (its backend knows).
         meta: The changed metadata, or ``None``.
         items: Changed items, as ``(item_key, data)`` pairs.
         batches: Changed batches, as ``(batch_index, data)`` pairs.
@@ -56,12 +58,12 @@ def compacted(
 
     Raises:
         StateError: It cannot be read (also while the chunks are read).
-        StateCorruptError: As :func:`~q2google.state.local_journal.read_journal`.
+        StateCorruptError: A line of its committed checkpoints cannot be read.
     """
     changed = encode_records([] if meta is None else [("meta", None, meta)])
     changed.update(encode_records(("batch", index, data) for index, data in batches))
     changed.update(encode_records(("item", key, data) for key, data in items))
-    last, committed = last_lines(path)
+    last = last_lines(path, committed)
     kept = bytearray(committed + 1)  # 1 at the lines copied as they are
     for record, number in last.items():
         if record not in changed:

@@ -25,6 +25,7 @@ directory), as a whole save writes it (see :mod:`q2google.state.local_compaction
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -170,26 +171,41 @@ def read_journal(
     return journal
 
 
-def last_lines(path: Path) -> tuple[dict[tuple[str, object], int], int]:
-    """The line of each record's last version in a journal's committed checkpoints.
+def last_lines(path: Path, committed: int) -> dict[tuple[str, object], int]:
+    """The line of each record's last version in a journal whose first ``committed`` lines
+    are its committed checkpoints (as its backend last read or wrote it), read streaming: a
+    line number per record is all it holds.
 
     Args:
         path: The journal.
+        committed: How many lines its committed checkpoints are.
 
     Returns:
-        The line number (from 1) by ``(kind, key)`` (the metadata's key is ``None``), and
-        how many lines the committed checkpoints are.
+        The line number (from 1) by ``(kind, key)`` (the metadata's key is ``None``).
 
     Raises:
         StateError: It cannot be read.
-        StateCorruptError: As :func:`read_journal`.
+        StateCorruptError: A line of its committed checkpoints cannot be read, or they are
+            shorter than said (the file changed since).
     """
-    reader = _Reader(path, keep_data=False)
     last: dict[tuple[str, object], int] = {}
-    for checkpoint in reader.checkpoints():
-        for record in checkpoint:
-            last[record.kind, record.key] = record.number
-    return last, reader.lines
+    number = 0
+    try:
+        with path.open("rb") as handle:
+            lines = itertools.islice(handle, committed)
+            while chunk := [line[:-1] for line in itertools.islice(lines, _PARSE_CHUNK)]:
+                for value in _parsed(chunk):
+                    number += 1
+                    kind, key, content = _classify(value)
+                    if kind in _RECORD_KINDS:
+                        last[kind, key] = number
+                    elif kind == "unreadable":
+                        raise StateCorruptError(f"{path}: line {number}: {content}")
+    except OSError as error:
+        raise StateError(f"cannot read {path}: {error.strerror or error}") from error
+    if number < committed:
+        raise StateCorruptError(f"{path}: ends at line {number}, before its last commit")
+    return last
 
 
 class _Record(NamedTuple):
@@ -216,14 +232,9 @@ class _Reader:
     """
 
     def __init__(
-        self,
-        path: Path,
-        *,
-        keep_data: bool = True,
-        settle: Callable[[Mapping[str, Any]], SettledItem | None] | None = None,
+        self, path: Path, *, settle: Callable[[Mapping[str, Any]], SettledItem | None] | None
     ) -> None:
         self.path = path
-        self.keep_data = keep_data  # else records come with their key and line number only
         self.settle = settle  # settled items come in their small form only
         self.identity = (0, 0, 0, 0)
         self.end = self.lines = self.read = 0
@@ -301,10 +312,8 @@ class _Reader:
             )
 
     def _record(self, kind: str, key: Any, number: int, content: Any) -> _Record:
-        """A record in what is kept of it (a checkpoint may hold a whole session: the data of
-        each of its records is kept only when wanted)."""
-        if not self.keep_data:
-            return _Record(kind, key, number, _NO_DATA)
+        """A record in what is kept of it (a checkpoint may hold a whole session: settled
+        items and finished batches are kept in their small form, when read to settle)."""
         if kind == "item" and self.settle is not None:
             settled = self.settle(content)
             if settled is not None:

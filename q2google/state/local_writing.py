@@ -120,7 +120,9 @@ class JsonSessionWriting:
             self._tracked.pop(session_id, None)  # until the journal is known again
             if needs_compaction(tracked.mark.lines + lines, tracked.mark.live):
                 with gc_paused():
-                    chunks, lines = compacted(path, changes.meta, changes.items, changes.batches)
+                    chunks, lines = compacted(
+                        path, tracked.mark.lines, changes.meta, changes.items, changes.batches
+                    )
                     tracked.mark = write_journal(path, chunks, lines, durable=self.durable)
             else:
                 tracked.mark = append_checkpoint(

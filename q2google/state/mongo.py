@@ -24,7 +24,8 @@ URI's own ``serverSelectionTimeoutMS`` when it sets one) before a
 
 ``save`` sends what changed since the last save as upserts in one unordered client-level
 ``bulkWrite`` (MongoDB 8.0 and later): one round trip per checkpoint, whatever the session's
-size. Older servers get one unordered bulk per collection touched. Retryable writes are on.
+size. Older servers get one unordered bulk per collection touched (see
+:mod:`q2google.state.mongo_writing`). Retryable writes are on.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from pymongo import ASCENDING, DeleteMany, InsertOne, MongoClient, UpdateOne
+from pymongo import ASCENDING, MongoClient
 from pymongo.errors import (
     ConfigurationError,
     ConnectionFailure,
@@ -52,7 +53,6 @@ from q2google.state.base import (
     BatchState,
     ItemState,
     SessionState,
-    StateChanges,
     refuse_other_session,
     validate_session_id,
 )
@@ -64,6 +64,7 @@ from q2google.state.mongo_lease import (
     refuse_without_lease,
 )
 from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSummaries
+from q2google.state.mongo_writing import MongoCheckpoints
 from q2google.state.retrying import retry_transient
 from q2google.state.settled import (
     FINISHED_BATCH_STATUSES,
@@ -82,15 +83,15 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_DATABASE = "q2google"
-CLIENT_BULK_WRITE_WIRE_VERSION = 25
-"""MongoDB 8.0: the first server with the client-level (multi-collection) ``bulkWrite``."""
 _HIDDEN = {"_id": 0}
 _KEYS_PER_QUERY = 10_000
 _Found = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]
 """A stored session as read: metadata, items, batches and summary."""
 
 
-class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummaries):
+class MongoBackend(
+    MongoCheckpoints, MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummaries
+):
     """Checkpoint sessions in MongoDB.
 
     Also a :class:`~q2google.state.SessionLeasing` (lease documents renewed by a heartbeat),
@@ -250,10 +251,7 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
 
     def _save_once(self, state: SessionState) -> None:
         self._ensure_indexes()
-        with (
-            state.pending_changes() as changes,
-            self._summaries.checkpoint(state, changes) as summary,
-        ):
+        with self._summaries.saving(state) as (changes, summary):
             if changes.is_empty and summary is None:
                 return
             fresh = False
@@ -353,80 +351,6 @@ class MongoBackend(MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummari
                 seconds=self.retry_seconds,
                 what=f"MongoDB {doing}",
             )
-
-    def _write(
-        self, changes: StateChanges, summary: dict[str, Any] | None, *, fresh: bool = False
-    ) -> None:
-        session_id = changes.session_id
-        one_call = self._client_bulk_write()
-        ops: list[tuple[Any, Any]] = []  # (collection, operation)
-
-        def add(collection: Any, kind: Any, *args: Any, **kwargs: Any) -> None:
-            if one_call:  # client-level bulkWrite: each operation names its collection
-                kwargs["namespace"] = f"{self.database_name}.{collection.name}"
-            ops.append((collection, kind(*args, **kwargs)))
-
-        for key, item in changes.items:
-            if fresh:
-                add(self._items, InsertOne, {"session_id": session_id, **item})
-            else:
-                add(
-                    self._items,
-                    UpdateOne,
-                    {"session_id": session_id, "item_key": key},
-                    {"$set": item},
-                    upsert=True,
-                )
-        for index, batch in changes.batches:
-            if fresh:
-                add(self._batches, InsertOne, {"session_id": session_id, **batch})
-            else:
-                add(
-                    self._batches,
-                    UpdateOne,
-                    {"session_id": session_id, "batch_index": index},
-                    {"$set": batch},
-                    upsert=True,
-                )
-        if changes.full and not fresh:  # store exactly this session: drop what it no longer has
-            add(
-                self._items,
-                DeleteMany,
-                {"session_id": session_id, "item_key": {"$nin": [key for key, _ in changes.items]}},
-            )
-            add(
-                self._batches,
-                DeleteMany,
-                {
-                    "session_id": session_id,
-                    "batch_index": {"$nin": [index for index, _ in changes.batches]},
-                },
-            )
-        if changes.meta is not None:
-            add(
-                self._sessions,
-                UpdateOne,
-                {"session_id": session_id},
-                {"$set": changes.meta},
-                upsert=True,
-            )
-        if summary is not None:  # last: on older servers, after the records it counts
-            kind, args, kwargs = self._summary_write(session_id, summary)
-            add(self._summary_docs, kind, *args, **kwargs)
-        if one_call:
-            self._client.bulk_write([op for _, op in ops], ordered=False)
-            return
-        by_collection: dict[str, tuple[Any, list[Any]]] = {}
-        for collection, op in ops:
-            by_collection.setdefault(collection.name, (collection, []))[1].append(op)
-        for collection, collection_ops in by_collection.values():
-            collection.bulk_write(collection_ops, ordered=False)
-
-    def _client_bulk_write(self) -> bool:
-        description = self._client.topology_description
-        servers = description.server_descriptions().values()
-        versions = [server.max_wire_version for server in servers if server.is_writable]
-        return bool(versions) and min(versions) >= CLIENT_BULK_WRITE_WIRE_VERSION
 
     def _ensure_indexes(self) -> None:
         if self._indexed:

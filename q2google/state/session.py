@@ -138,6 +138,7 @@ class SessionState(ChangeTracking, BaseModel):
             and self._items == other._items
             and self._settled == other._settled
             and self._batches == other._batches
+            and self._batches_out == other._batches_out
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -204,6 +204,19 @@ class SummaryKeeper:
             with self._lock:
                 kept.written = summary
 
+    @contextmanager
+    def saving(self, state: SessionState) -> Iterator[tuple[StateChanges, dict[str, Any] | None]]:
+        """What a backend's save writes: the changes of ``state`` and its summary, if that
+        changed (:meth:`SessionState.pending_changes`, then :meth:`checkpoint`). Both
+        backends save through it: write the changes, then the summary, inside the block.
+
+        Yields:
+            The changes, and the summary to write after them (``None``: nothing to write).
+            If the block raises, the changes stay pending and the summary is counted anew.
+        """
+        with state.pending_changes() as changes, self.checkpoint(state, changes) as summary:
+            yield changes, summary
+
     def _tracked(self, state: SessionState, changes: StateChanges) -> _Kept:
         """The session's entry, counted anew when the save is whole or the state is not the
         one counted (it then counts as it is in memory: its unsaved changes are in
