@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -204,7 +205,7 @@ def merge(state: SessionState, row: MediaRow, files: list[GoProFile] | str) -> N
         row: The media's search row.
         files: Its files with their verdicts, or why it could not be described.
     """
-    media_type = row.type or None
+    media_type = sys.intern(row.type) if row.type else None  # one "Photo" for 100,000 files
     captured_at = row.captured_at.isoformat() if row.captured_at else None
     if isinstance(files, str):
         files = [GoProFile(row.media_id, 0, row.filename, verdict=Verdict.FAIL, reason=files)]

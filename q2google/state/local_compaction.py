@@ -65,9 +65,10 @@ def compacted(
     changed.update(encode_records(("item", key, data) for key, data in items))
     last = last_lines(path, committed)
     kept = bytearray(committed + 1)  # 1 at the lines copied as they are
-    for record, number in last.items():
-        if record not in changed:
-            kept[number] = 1
+    for kind, numbers in last.items():
+        for key, number in numbers.items():
+            if (kind, key) not in changed:
+                kept[number] = 1
     copied = sum(kept)
     del last
     lines = copied + len(changed) + 1

@@ -171,7 +171,7 @@ def read_journal(
     return journal
 
 
-def last_lines(path: Path, committed: int) -> dict[tuple[str, object], int]:
+def last_lines(path: Path, committed: int) -> dict[str, dict[Any, int]]:
     """The line of each record's last version in a journal whose first ``committed`` lines
     are its committed checkpoints (as its backend last read or wrote it), read streaming: a
     line number per record is all it holds.
@@ -181,14 +181,15 @@ def last_lines(path: Path, committed: int) -> dict[tuple[str, object], int]:
         committed: How many lines its committed checkpoints are.
 
     Returns:
-        The line number (from 1) by ``(kind, key)`` (the metadata's key is ``None``).
+        By kind (``meta``, ``item``, ``batch``), the line number (from 1) by key (the
+        metadata's key is ``None``): a dict per kind, so that 100,000 keys cost no tuple each.
 
     Raises:
         StateError: It cannot be read.
         StateCorruptError: A line of its committed checkpoints cannot be read, or they are
             shorter than said (the file changed since).
     """
-    last: dict[tuple[str, object], int] = {}
+    last: dict[str, dict[Any, int]] = {kind: {} for kind in _RECORD_KINDS}
     number = 0
     try:
         with path.open("rb") as handle:
@@ -198,7 +199,7 @@ def last_lines(path: Path, committed: int) -> dict[tuple[str, object], int]:
                     number += 1
                     kind, key, content = _classify(value)
                     if kind in _RECORD_KINDS:
-                        last[kind, key] = number
+                        last[kind][key] = number
                     elif kind == "unreadable":
                         raise StateCorruptError(f"{path}: line {number}: {content}")
     except OSError as error:
