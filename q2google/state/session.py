@@ -251,7 +251,8 @@ class SessionState(ChangeTracking, BaseModel):
         if self._settled or self._batches_out:
             raise StateError(
                 f"session {self.session_id!r} is held without its {len(self._settled)} "
-                f"settled files: it cannot be {doing}; load it in full"
+                f"settled files and {len(self._batches_out)} finished batches: it cannot be "
+                f"{doing}; load it in full"
             )
 
     @classmethod
