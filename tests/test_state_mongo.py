@@ -73,6 +73,24 @@ def test_one_round_trip_per_checkpoint(mongo_uri: str) -> None:
     assert loaded.to_dict() == state.to_dict()
 
 
+def test_claiming_many_files_costs_round_trips_per_call_not_per_file(mongo_uri: str) -> None:
+    listener = CommandNames()
+    client: Any = MongoClient(mongo_uri, event_listeners=[listener])
+    backend = MongoBackend(mongo_uri, client=client)
+    keys = [f"rt-claim-{number}" for number in range(16)]
+    with backend.lease("rt-holder"), backend.lease("rt-claimer"):
+        assert backend.claim_items(keys[:8], "rt-holder") == keys[:8]
+        listener.commands.clear()
+        assert backend.claim_items(keys, "rt-claimer") == keys[8:]
+        # one insert; then one read of the 8 held and one lease lookup for their one holder
+        assert listener.commands == ["insert", "find", "find"], listener.commands
+        listener.commands.clear()
+        backend.release_items(keys, "rt-claimer")
+        assert listener.commands == ["delete"], listener.commands
+        assert backend.claim_items(keys[8:], "rt-holder") == keys[8:]  # released: free
+        backend.release_items(keys, "rt-holder")
+
+
 def test_database_comes_from_the_uri_path(mongo_server: SecantusDBServer) -> None:
     host, port = mongo_server.address
     assert MongoBackend(f"mongodb://{host}:{port}/mydb").database_name == "mydb"

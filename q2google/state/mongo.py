@@ -15,7 +15,8 @@ Collections, each with a unique index on its natural key:
   (see :mod:`q2google.state.mongo_summary`).
 
 The cross-session ledger is the session ``q2google-ledger`` in the same collections; session
-leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`),
+leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`
+and :mod:`q2google.state.mongo_claims`),
 and so do the requests counted against Google's daily quota
 (:mod:`q2google.state.mongo_counts`).
 An unreachable server is retried with backoff for ``retry_seconds`` (60 s by default, or the
@@ -56,13 +57,10 @@ from q2google.state.base import (
     refuse_other_session,
     validate_session_id,
 )
+from q2google.state.mongo_claims import MongoLedgerClaims
 from q2google.state.mongo_counts import MongoRequestCounts
 from q2google.state.mongo_errors import MongoErrors, host_of, uri_wait_seconds
-from q2google.state.mongo_lease import (
-    DEFAULT_LEASE_TTL_SECONDS,
-    MongoLeasesAndClaims,
-    refuse_without_lease,
-)
+from q2google.state.mongo_lease import DEFAULT_LEASE_TTL_SECONDS, MongoLeases, refuse_without_lease
 from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSummaries
 from q2google.state.mongo_writing import MongoCheckpoints
 from q2google.state.retrying import retry_transient
@@ -90,12 +88,12 @@ _Found = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[
 
 
 class MongoBackend(
-    MongoCheckpoints, MongoLeasesAndClaims, MongoRequestCounts, MongoSessionSummaries
+    MongoCheckpoints, MongoLeases, MongoLedgerClaims, MongoRequestCounts, MongoSessionSummaries
 ):
     """Checkpoint sessions in MongoDB.
 
     Also a :class:`~q2google.state.SessionLeasing` (lease documents renewed by a heartbeat),
-    a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_lease`), a
+    a :class:`~q2google.state.LedgerClaims` (see :mod:`q2google.state.mongo_claims`), a
     :class:`~q2google.state.RequestCounts` (see :mod:`q2google.state.mongo_counts`) and a
     :class:`~q2google.state.SessionSummaries` (see :mod:`q2google.state.mongo_summary`).
 

@@ -351,4 +351,6 @@ class LeaseContract:
             assert claims.claim_item("free-0", "bulk-holder")
             assert not claims.claim_item("busy-0", "bulk")
             assert backend.claim_items([], "bulk") == []
-        assert claims.claim_item("free-1", "bulk-holder")  # bulk's run is over: taken over
+        # bulk's run is over: its claims are taken over, in bulk too
+        assert backend.claim_items(["free-1", "new-0"], "bulk-holder") == ["free-1", "new-0"]
+        assert claims.claim_item("free-0", "bulk")  # released above, and free
