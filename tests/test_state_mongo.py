@@ -91,6 +91,19 @@ def test_claiming_many_files_costs_round_trips_per_call_not_per_file(mongo_uri: 
         backend.release_items(keys, "rt-holder")
 
 
+def test_recording_deliveries_is_one_round_trip_once_the_ledger_exists(mongo_uri: str) -> None:
+    listener = CommandNames()
+    client: Any = MongoClient(mongo_uri, event_listeners=[listener])
+    backend = MongoBackend(mongo_uri, client=client)
+    entries = list(sample_session("rt-ledger", items=4).items.values())
+    backend.record_deliveries(entries[:2])  # makes sure the ledger's document exists
+    listener.commands.clear()
+    backend.record_deliveries(entries[2:])
+    assert listener.commands == ["update"], listener.commands
+    keys = [entry.item_key for entry in entries]
+    assert set(backend.delivered_entries(keys)) == set(keys)
+
+
 def test_database_comes_from_the_uri_path(mongo_server: SecantusDBServer) -> None:
     host, port = mongo_server.address
     assert MongoBackend(f"mongodb://{host}:{port}/mydb").database_name == "mydb"

@@ -56,6 +56,9 @@ class MongoLedgerClaims:
         def _ensure_indexes(self) -> None: ...
         def _live_lease(self, session_id: str) -> LeaseHolder | None: ...
 
+    _ledger_document_made = False
+    """Whether this backend has made sure the ledger's session document exists."""
+
     # -- LedgerClaims ----------------------------------------------------------------------
 
     def claim_item(self, item_key: str, session_id: str) -> bool:
@@ -157,7 +160,9 @@ class MongoLedgerClaims:
             self._call("write", lambda: self._record_once(entries), StateWriteError)
 
     def _record_once(self, entries: Sequence[ItemState]) -> None:
-        self._ensure_ledger_document()
+        if not self._ledger_document_made:  # once per backend: entries come 50 at a time
+            self._ensure_ledger_document()
+            self._ledger_document_made = True
         operations = [  # replaced whole: an entry left invalid by hand is made valid again
             ReplaceOne(
                 {"session_id": LEDGER_SESSION_ID, "item_key": entry.item_key},
@@ -240,6 +245,7 @@ class MongoLedgerClaims:
     def _repair_once(self) -> list[str]:
         aside = self._items.database[SET_ASIDE_COLLECTION]
         moved: list[str] = []
+        self._ledger_document_made = False
         meta = self._sessions.find_one({"session_id": LEDGER_SESSION_ID})
         if meta is not None and not _valid_meta(meta):
             aside.insert_one({"collection": "sessions", "document": meta, "at": mongo_now()})
