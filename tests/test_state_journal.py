@@ -25,7 +25,8 @@ from q2google.state import (
 from q2google.state.ledger import new_ledger
 from q2google.state.local import JsonFileBackend
 from q2google.state.local_compaction import compacted
-from q2google.state.local_journal import encode_checkpoint, read_journal
+from q2google.state.local_journal import read_journal
+from q2google.state.local_journal_format import encode_checkpoint
 from q2google.testing import sample_session
 
 JOURNAL = "journal.jsonl"

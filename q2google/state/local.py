@@ -59,7 +59,8 @@ from q2google.state.local_files import (
     read_summary,
     safe_ids,
 )
-from q2google.state.local_journal import JOURNAL_FILE, read_journal
+from q2google.state.local_journal import read_journal
+from q2google.state.local_journal_format import JOURNAL_FILE
 from q2google.state.local_ledger import JsonLeasesAndClaims
 from q2google.state.local_summary import JsonSessionSummaries
 from q2google.state.local_writing import JsonSessionWriting, TrackedJournal

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from q2google.errors import StateError
-from q2google.state.local_journal import encode_records, last_lines
+from q2google.state.local_journal import last_lines
+from q2google.state.local_journal_format import encode_records
 
 COMPACT_FACTOR = 2
 COMPACT_SLACK_LINES = 1_000

@@ -29,21 +29,19 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
-import pydantic_core
-
 from q2google.errors import StateCorruptError, StateError
 from q2google.state.base import BatchState, ItemState, SessionState
 from q2google.state.local_files import RecordT
+from q2google.state.local_journal_format import NOTHING_COMMITTED, JournalMark, file_identity
 from q2google.state.settled import SettledItem, finished_batch
 
 logger = logging.getLogger(__name__)
 
-JOURNAL_FILE = "journal.jsonl"
 _RECORD_KINDS = ("meta", "item", "batch")
 _KEYS = {"item": "item_key", "batch": "batch_index"}
 _WITHOUT_KEY = {"item": "an item without an item_key", "batch": "a batch without a batch_index"}
@@ -51,29 +49,6 @@ _PARSE_CHUNK = 256
 _NO_DATA: dict[str, Any] = {}
 _Line = tuple[int, dict[str, Any]]
 """A record as read: the line it is on, and its data."""
-
-
-@dataclass(frozen=True, slots=True)
-class JournalMark:
-    """Where a journal's committed checkpoints end, and the file as last seen.
-
-    Attributes:
-        identity: Device, inode, size and modification time of the file when last read or
-            written: a save trusts ``end`` only while the file is still exactly that one.
-        end: Bytes of the committed checkpoints; anything after them is an unfinished write.
-        lines: Lines of the committed checkpoints.
-        live: Records it held when last read or rewritten whole (appends may add some): what
-            its size is compared with, to rewrite it when it is many times larger.
-    """
-
-    identity: tuple[int, int, int, int]
-    end: int
-    lines: int
-    live: int
-
-    def matches(self, status: os.stat_result) -> bool:
-        """Whether ``status`` is of the file as last seen."""
-        return file_identity(status) == self.identity
 
 
 @dataclass(slots=True)
@@ -96,7 +71,7 @@ class Journal:
     batches: dict[int, _Line] = field(default_factory=dict)
     settled: dict[str, SettledItem] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)
-    mark: JournalMark = JournalMark((0, 0, 0, 0), 0, 0, 0)
+    mark: JournalMark = NOTHING_COMMITTED
 
     def session(self) -> SessionState:
         """Validate the live records into a session.
@@ -392,16 +367,6 @@ def _classify(value: Any) -> tuple[str, Any, Any]:
     return "unreadable", None, problem
 
 
-def encode_records(
-    records: Iterable[tuple[str, object, Mapping[str, Any]]],
-) -> dict[tuple[str, object], bytes]:
-    """Encode records as journal lines (without their newline), by kind and key."""
-    return {
-        (kind, key): b'{"%s":' % kind.encode() + pydantic_core.to_json(data) + b"}"
-        for kind, key, data in records
-    }
-
-
 def _validated(kind: type[RecordT], path: Path, line: _Line) -> RecordT:
     """Validate a record read from ``path``; an invalid one is named by its line."""
     number, data = line
@@ -409,36 +374,3 @@ def _validated(kind: type[RecordT], path: Path, line: _Line) -> RecordT:
         return kind.from_dict(data)
     except StateCorruptError as error:
         raise StateCorruptError(f"{path}: line {number}: {error}") from None
-
-
-# -- encoding ----------------------------------------------------------------------------------
-
-
-def encode_checkpoint(
-    meta: Mapping[str, Any] | None,
-    items: Iterable[tuple[str, Mapping[str, Any]]],
-    batches: Iterable[tuple[int, Mapping[str, Any]]],
-) -> tuple[bytes, int]:
-    """Encode records as one checkpoint: a line each, then the commit line.
-
-    Args:
-        meta: The session metadata, or ``None`` when it is not part of it.
-        items: ``(item_key, data)`` pairs.
-        batches: ``(batch_index, data)`` pairs.
-
-    Returns:
-        The bytes to write, and how many lines they are.
-    """
-    records: list[tuple[str, object, Mapping[str, Any]]] = []
-    if meta is not None:
-        records.append(("meta", None, meta))
-    records += [("batch", index, data) for index, data in batches]
-    records += [("item", key, data) for key, data in items]
-    lines = list(encode_records(records).values())
-    lines += [b'{"commit":%d}' % len(lines), b""]
-    return b"\n".join(lines), len(lines) - 1
-
-
-def file_identity(status: os.stat_result) -> tuple[int, int, int, int]:
-    """What tells a file, and a change of it, apart: device, inode, size, mtime."""
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)

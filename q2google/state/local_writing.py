@@ -43,13 +43,12 @@ from q2google.state.local_files import (
     meta_for_file,
     read_old_layout,
 )
-from q2google.state.local_journal import (
+from q2google.state.local_journal import Journal, read_journal
+from q2google.state.local_journal_format import (
     JOURNAL_FILE,
-    Journal,
     JournalMark,
     encode_checkpoint,
     file_identity,
-    read_journal,
 )
 
 
