@@ -91,6 +91,29 @@ def test_claiming_many_files_costs_round_trips_per_call_not_per_file(mongo_uri: 
         backend.release_items(keys, "rt-holder")
 
 
+def test_claims_the_server_did_not_confirm_are_let_go(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    admin: MongoClient[dict[str, Any]]
+    with MongoClient(mongo_uri) as admin, backend.lease("wc-holder"), backend.lease("wc"):
+        assert backend.claim_items(["wc-held"], "wc-holder") == ["wc-held"]
+        admin.admin.command(  # the next insert runs, but its write concern fails
+            "configureFailPoint",
+            "failCommand",
+            mode={"times": 1},
+            data={
+                "failCommands": ["insert"],
+                "writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"},
+            },
+        )
+        try:
+            with pytest.raises(StateError, match="MongoDB"):
+                backend.claim_items(["wc-held", "wc-new"], "wc")
+        finally:
+            admin.admin.command("configureFailPoint", "failCommand", mode="off")
+        # the unconfirmed claim was let go: another running session can take the file
+        assert backend.claim_items(["wc-new"], "wc-holder") == ["wc-new"]
+
+
 def test_recording_deliveries_is_one_round_trip_once_the_ledger_exists(mongo_uri: str) -> None:
     listener = CommandNames()
     client: Any = MongoClient(mongo_uri, event_listeners=[listener])

@@ -18,7 +18,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import ReplaceOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from q2google.errors import StateCorruptError, StateError, StateWriteError
 from q2google.state.base import SCHEMA_VERSION, ItemState, SessionState, utc_now_iso
@@ -35,6 +35,8 @@ LOOKUP_KEYS_PER_QUERY = 10_000
 """Item keys per ``$in`` lookup: a session's worth in one query, far below 16 MB of BSON."""
 SET_ASIDE_COLLECTION = "ledger_set_aside"
 _DUPLICATE_KEY = 11000
+_DUPLICATE_KEYS = (_DUPLICATE_KEY, 11001, 12582)
+"""The codes MongoDB answers a duplicate ``_id`` with (pymongo's ``DuplicateKeyError``)."""
 _TRIES = 3
 _ENTRY_FIELDS = {"_id": 0, "session_id": 0}
 
@@ -101,7 +103,8 @@ class MongoLedgerClaims:
 
     def claim_items(self, item_keys: Sequence[str], session_id: str) -> list[str]:
         """Claim files for ``session_id`` with one ``insert_many``; only the files held
-        already cost more (one read of their holders, one lease lookup per holder). See
+        already cost more (one read of their holders, one lease lookup per holder, one
+        conditional update per claim taken over). See
         :class:`~q2google.state.claims.BulkClaims`."""
         return self._call("claim", lambda: self._claim_many(item_keys, session_id), StateWriteError)
 
@@ -115,9 +118,17 @@ class MongoLedgerClaims:
             return list(item_keys)
         except BulkWriteError as error:
             failures = error.details.get("writeErrors", [])
-            if not failures or any(f.get("code") != _DUPLICATE_KEY for f in failures):
+            held = [f["op"]["_id"] for f in failures if "_id" in (f.get("op") or {})]
+            if (
+                error.details.get("writeConcernErrors")
+                or not failures
+                or any(f.get("code") not in _DUPLICATE_KEYS for f in failures)
+                or len(held) != len(failures)
+            ):  # not only claims held already: let go of those made, then fail
+                made = list(set(keys).difference(held))
+                with suppress(PyMongoError):
+                    self._claims.delete_many({"_id": {"$in": made}, "session_id": session_id})
                 raise
-            held = [keys[failure["index"]] for failure in failures]
         won = set(keys).difference(held)
         holders = {
             document["_id"]: document.get("session_id")
@@ -134,7 +145,11 @@ class MongoLedgerClaims:
                     running[holder] = self._live_lease(holder) is not None
                 if running[holder]:
                     continue
-            if self._claim_once(key, session_id):  # released meanwhile, or its run is over
+                where = {"_id": key, "session_id": holder}  # its run is over: take it over
+                if self._claims.update_one(where, {"$set": claim}).matched_count == 1:
+                    won.add(key)
+                    continue
+            if self._claim_once(key, session_id):  # released or changed meanwhile
                 won.add(key)
         return [key for key in item_keys if key in won]
 
@@ -249,7 +264,8 @@ class MongoLedgerClaims:
         meta = self._sessions.find_one({"session_id": LEDGER_SESSION_ID})
         if meta is not None and not _valid_meta(meta):
             aside.insert_one({"collection": "sessions", "document": meta, "at": mongo_now()})
-            self._sessions.delete_one({"_id": meta["_id"]})
+            valid = new_ledger().meta_dict()  # replaced in place: never a moment without one
+            self._sessions.replace_one({"_id": meta["_id"]}, valid)
             moved.append(f"MongoDB {self.database_name}: the ledger's session document")
         for document in self._items.find({"session_id": LEDGER_SESSION_ID}):
             fields = {k: v for k, v in document.items() if k not in _ENTRY_FIELDS}

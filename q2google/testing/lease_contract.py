@@ -63,6 +63,7 @@ class Child:
         session_id: The session it works for.
         lease: Hold the session's lease from start to end.
         claim: Item keys to claim, in order.
+        bulk: Claim them 8 at a time (``DeliveryLedger.claim_many``), not one by one.
         record: ``(media id, Google media item id)`` pairs to record, one save each.
         wait: Wait for :meth:`go` before claiming and recording.
     """
@@ -74,6 +75,7 @@ class Child:
         *,
         lease: bool = False,
         claim: list[str] | None = None,
+        bulk: bool = False,
         record: list[tuple[str, str]] | None = None,
         wait: bool = False,
     ) -> None:
@@ -83,6 +85,7 @@ class Child:
             "session_id": session_id,
             "lease": lease,
             "claim": claim or [],
+            "bulk": bulk,
             "record": record or [],
             "wait": wait,
         }
@@ -146,7 +149,15 @@ def child_main() -> None:
         if request["wait"]:
             sys.stdin.readline()
         ledger = DeliveryLedger(backend)
-        won = [key for key in request["claim"] if ledger.claim(key, session_id)]
+        keys = request["claim"]
+        if request["bulk"]:
+            won = [
+                k
+                for at in range(0, len(keys), 8)
+                for k in ledger.claim_many(keys[at : at + 8], session_id)
+            ]
+        else:
+            won = [key for key in keys if ledger.claim(key, session_id)]
         for media_id, media_item_id in request["record"]:
             ledger.record(
                 ItemState(
@@ -283,15 +294,17 @@ class LeaseContract:
         # claim-a's run is over: its claims are free for another session
         assert other.claim("m-1", "claim-b")
 
+    @pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "in-bulk"])
     def test_two_running_sessions_never_claim_the_same_file(
-        self, backend: SyncStateBackend, backend_spec: Any
+        self, backend: SyncStateBackend, backend_spec: Any, bulk: bool
     ) -> None:
         claiming(backend)
         if backend_spec is None:
             pytest.skip("no backend_spec: this backend cannot be rebuilt in a child process")
         keys = [make_item_key(f"race{number}", 0) for number in range(40)]
         children = [
-            Child(backend_spec, f"race-{n}", lease=True, claim=keys, wait=True) for n in (1, 2)
+            Child(backend_spec, f"race-{n}", lease=True, claim=keys, bulk=bulk, wait=True)
+            for n in (1, 2)
         ]
         try:
             for child in children:
@@ -353,4 +366,4 @@ class LeaseContract:
             assert backend.claim_items([], "bulk") == []
         # bulk's run is over: its claims are taken over, in bulk too
         assert backend.claim_items(["free-1", "new-0"], "bulk-holder") == ["free-1", "new-0"]
-        assert claims.claim_item("free-0", "bulk")  # released above, and free
+        assert claims.claim_item("free-0", "bulk")  # bulk-holder's run is over: taken over
