@@ -13,12 +13,17 @@ Builds a sandbox library of N tiny photos (served from this process), then runs 
 - ``q2google sessions list``: seconds, peak RSS;
 - the state's size (on disk for JSON, MongoDB's ``dataSize`` otherwise).
 
+Each step also prints the CPU seconds q2google's process used and, with ``--mongo``, those
+the database server used meanwhile: where the time of a step goes.
+
 Peak RSS is the child's own (``wait4`` in a small launcher process, so neither the sandbox
 nor a database in this process counts).
 Children run with Python's compiled-module cache on (as a user's installation has it), warmed
 by one ``q2google --help`` before the first measured run.
 ``--state-uri`` picks the backend as ``Q2GOOGLE_STATE_URI`` does (JSON files when unset);
-``--mongo`` starts the test suite's MongoDB wire-protocol server (SecantusDB) for it.
+``--mongo`` starts the test suite's MongoDB wire-protocol server (SecantusDB) for it, in a
+process of its own (so that its CPU is told apart, and it does not share this process's
+interpreter with the sandbox).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +41,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from q2google.config import Q2GoogleSettings
 from q2google.gopro import GoProCloudClient, GoProLibrary
@@ -60,8 +69,10 @@ class Measure:
 
     seconds: float
     peak_rss_mib: float
+    cpu_seconds: float
     code: int
     stderr: str
+    server_cpu_seconds: float | None = None
 
 
 _LAUNCHER = """
@@ -71,7 +82,7 @@ child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
 seconds = time.perf_counter() - started
 with open(sys.argv[1], "w") as out:
-    out.write(f"{usage.ru_maxrss} {seconds}")
+    out.write(f"{usage.ru_maxrss} {seconds} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 """Runs and measures the command from a small process: Linux counts a child's peak RSS from
@@ -79,11 +90,15 @@ its fork, so a child forked by this process (a sandbox of N files, perhaps a dat
 would report at least this process's size."""
 
 
-def run_child(args: list[str], env: dict[str, str], cwd: Path) -> Measure:
-    """Run ``q2google ARGS`` and measure its wall time and its own peak RSS."""
+def run_child(
+    args: list[str], env: dict[str, str], cwd: Path, server: MongoServer | None = None
+) -> Measure:
+    """Run ``q2google ARGS`` and measure its wall time, its own peak RSS and CPU, and the
+    CPU ``server`` used meanwhile."""
     executable = shutil.which("q2google")
     if executable is None:
         sys.exit("q2google is not installed in this environment: `uv sync` first")
+    server_cpu = server.cpu_seconds() if server is not None else None
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         child = subprocess.run(
             [sys.executable, "-c", _LAUNCHER, report.name, executable, *args],
@@ -94,8 +109,62 @@ def run_child(args: list[str], env: dict[str, str], cwd: Path) -> Measure:
             text=True,
             check=False,
         )
-        rss_kib, seconds = report.read().split()
-    return Measure(float(seconds), int(rss_kib) / 1024, child.returncode, child.stderr[-2000:])
+        rss_kib, seconds, cpu = report.read().split()
+    server_after = server.cpu_seconds() if server is not None else None
+    if server_cpu is not None and server_after is not None:
+        server_cpu = server_after - server_cpu
+    return Measure(
+        float(seconds),
+        int(rss_kib) / 1024,
+        float(cpu),
+        child.returncode,
+        child.stderr[-2000:],
+        server_cpu,
+    )
+
+
+class MongoServer:
+    """SecantusDB (the tests' MongoDB wire-protocol server) in a process of its own."""
+
+    def __init__(self) -> None:
+        self.storage = tempfile.mkdtemp(prefix="q2google-scale-db-")
+        with socket.socket() as probe:  # a free port
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "secantus", "--host", "127.0.0.1"),
+                *("--port", str(self.port), "--storage-path", self.storage),
+                *("--log-level", "WARNING"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.uri = f"mongodb://127.0.0.1:{self.port}/scale"
+        deadline = time.monotonic() + 30
+        client: MongoClient[dict[str, Any]]
+        while True:  # until it answers
+            with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
+                try:
+                    client.admin.command("ping")
+                    break
+                except PyMongoError:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        self.stop()
+                        sys.exit("the MongoDB server did not start")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU the server has used so far (Linux: from /proc), or ``None``."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        """Stop it and delete its data."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        shutil.rmtree(self.storage, ignore_errors=True)
 
 
 def write_finished_state(settings: Q2GoogleSettings, library: SandboxLibrary) -> None:
@@ -180,14 +249,9 @@ def main() -> None:
         "--resumes", type=int, default=1, help="no-op resumes to measure (the first may be cold)"
     )
     options = parser.parse_args()
-    server = None
-    if options.mongo:
-        from secantus import SecantusDBServer
-
-        server = SecantusDBServer(storage_path=tempfile.mkdtemp(prefix="q2google-scale-db-"))
-        server.start()
-        host, port = server.address
-        options.state_uri = f"mongodb://{host}:{port}/scale"
+    server = MongoServer() if options.mongo else None
+    if server is not None:
+        options.state_uri = server.uri
     library = SandboxLibrary.generated(photos=options.files, photo_size=PHOTO_BYTES, seed=3)
     files = len(library.deliverables())
     try:
@@ -220,12 +284,12 @@ def main() -> None:
                 print(f"  state written directly in {time.perf_counter() - started:.1f} s")
                 warm_search(sandbox)
             else:
-                first = run_child([*sync, "--start", START, "--end", END], env, root)
+                first = run_child([*sync, "--start", START, "--end", END], env, root, server)
                 report("first run", first, per_file=files)
             for _ in range(options.resumes):
-                resume = run_child(sync, env, root)
+                resume = run_child(sync, env, root, server)
                 report("no-op resume", resume)
-            listing = run_child(["sessions", "list"], env, root)
+            listing = run_child(["sessions", "list"], env, root, server)
             report("sessions list", listing)
             print(f"  state size: {state_size(settings)}")
     finally:
@@ -236,7 +300,10 @@ def main() -> None:
 def report(what: str, measure: Measure, *, per_file: int = 0) -> None:
     """Print one measured step (and what went wrong, if it did)."""
     rate = f", {measure.seconds / per_file * 1000:.1f} ms per file" if per_file else ""
-    print(f"  {what}: {measure.seconds:.2f} s{rate}, peak RSS {measure.peak_rss_mib:.0f} MiB")
+    cpu = f"; CPU: q2google {measure.cpu_seconds:.2f} s"
+    if measure.server_cpu_seconds is not None:
+        cpu += f", server {measure.server_cpu_seconds:.2f} s"
+    print(f"  {what}: {measure.seconds:.2f} s{rate}, peak RSS {measure.peak_rss_mib:.0f} MiB{cpu}")
     if measure.code != 0:
         print(f"    exit {measure.code}: {measure.stderr.strip().splitlines()[-1:]}")
 
