@@ -12,7 +12,9 @@ Collections, each with a unique index on its natural key:
   progress, upload token, errors;
 - ``batches``: one per ``(session_id, batch_index)``: item keys, status, responses, error;
 - ``summaries``: one per session (``_id``: its id): its counts, for ``q2google sessions list``
-  (see :mod:`q2google.state.mongo_summary`).
+  (see :mod:`q2google.state.mongo_summary`);
+- ``settled_pages``: a session's settled files, a thousand to a document, which a run reads
+  instead of their own documents (see :mod:`q2google.state.mongo_pages`).
 
 The cross-session ledger is the session ``q2google-ledger`` in the same collections; session
 leases and ledger claims have collections of their own (see :mod:`q2google.state.mongo_lease`
@@ -61,15 +63,20 @@ from q2google.state.mongo_claims import MongoLedgerClaims
 from q2google.state.mongo_counts import MongoRequestCounts
 from q2google.state.mongo_errors import MongoErrors, host_of, uri_wait_seconds
 from q2google.state.mongo_lease import DEFAULT_LEASE_TTL_SECONDS, MongoLeases, refuse_without_lease
+from q2google.state.mongo_pages import (
+    ITEM_HIDDEN,
+    PAGES_COLLECTION,
+    SETTLED_FLAG,
+    Found,
+    MongoSettledPages,
+)
 from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSummaries
 from q2google.state.mongo_writing import MongoCheckpoints
 from q2google.state.retrying import retry_transient
 from q2google.state.settled import (
     FINISHED_BATCH_STATUSES,
-    SETTLED_FIELDS,
     SettledItem,
-    settles,
-    split_settled,
+    settled_item,
 )
 from q2google.state.summary_store import SummaryKeeper
 
@@ -82,13 +89,15 @@ T = TypeVar("T")
 
 DEFAULT_DATABASE = "q2google"
 _HIDDEN = {"_id": 0}
-_KEYS_PER_QUERY = 10_000
-_Found = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]
-"""A stored session as read: metadata, items, batches and summary."""
 
 
 class MongoBackend(
-    MongoCheckpoints, MongoLeases, MongoLedgerClaims, MongoRequestCounts, MongoSessionSummaries
+    MongoCheckpoints,
+    MongoSettledPages,
+    MongoLeases,
+    MongoLedgerClaims,
+    MongoRequestCounts,
+    MongoSessionSummaries,
 ):
     """Checkpoint sessions in MongoDB.
 
@@ -148,6 +157,8 @@ class MongoBackend(
         self._claims = database["claims"]
         self._request_counts = database["request_counts"]
         self._summary_docs = database[SUMMARIES_COLLECTION]
+        self._settled_pages = database[PAGES_COLLECTION]
+        self._last_pages: dict[str, tuple[int, int]] = {}
         self._summaries = SummaryKeeper()
         self._indexed = False
 
@@ -179,8 +190,9 @@ class MongoBackend(
         return None if found is None else self._state(session_id, found, {})
 
     def load_unsettled(self, session_id: str) -> SessionState | None:
-        """Read a session without its settled files (:mod:`q2google.state.settled`): one
-        query for the few fields that tell and count them, one per 10,000 open files.
+        """Read a session without its settled files (:mod:`q2google.state.settled`): its open
+        files (one query for them, one per 10,000 to read them whole) and its settled files'
+        keys and marks from its pages (:mod:`q2google.state.mongo_pages`).
 
         Raises:
             InvalidSessionIdError: The id is not allowed.
@@ -215,7 +227,7 @@ class MongoBackend(
     def _state(
         self,
         session_id: str,
-        found: _Found,
+        found: Found,
         settled: dict[str, SettledItem],
         finished: list[int] | None = None,
     ) -> SessionState:
@@ -253,12 +265,26 @@ class MongoBackend(
             if changes.is_empty and summary is None:
                 return
             fresh = False
+            session_id = state.session_id
             if changes.full and not self._refuse_other_session(state):
                 # A first save: clear what an unfinished one left, then plain inserts.
-                self._items.delete_many({"session_id": state.session_id})
-                self._batches.delete_many({"session_id": state.session_id})
+                self._items.delete_many({"session_id": session_id})
+                self._batches.delete_many({"session_id": session_id})
+                self._settled_pages.delete_many({"session_id": session_id})
+                self._last_pages[session_id] = (0, 0)
                 fresh = True
-            self._write(changes, summary, fresh=fresh)
+            album = state.album_title
+            settled = [
+                (key, entry)
+                for key, data in changes.items
+                if (entry := settled_item(data, album_title=album)) is not None
+            ]
+            restart = changes.full and not fresh  # the pages are written anew with the files
+            pages, last = self._page_ops(session_id, settled, restart=restart)
+            self._write(
+                changes, summary, fresh=fresh, pages=pages, settled={key for key, _ in settled}
+            )
+            self._last_pages[session_id] = last
 
     # -- sessions catalogue (beyond the protocol) ------------------------------------------
 
@@ -275,10 +301,13 @@ class MongoBackend(
         validate_session_id(session_id)
         self._summaries.forget(session_id)
 
+        self._forget_pages(session_id)
+
         def delete() -> bool:
             found = self._sessions.delete_one({"session_id": session_id}).deleted_count > 0
             self._items.delete_many({"session_id": session_id})
             self._batches.delete_many({"session_id": session_id})
+            self._settled_pages.delete_many({"session_id": session_id})
             self._summary_docs.delete_one({"_id": session_id})
             return found
 
@@ -286,36 +315,11 @@ class MongoBackend(
 
     # -- internals -------------------------------------------------------------------------
 
-    def _read(self, session_id: str) -> _Found | None:
+    def _read(self, session_id: str) -> Found | None:
         meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
         if meta is None:
             return None
         return self._rest(session_id, meta, None)
-
-    def _read_unsettled(
-        self, session_id: str
-    ) -> tuple[_Found, dict[str, SettledItem], list[int]] | None:
-        meta = self._sessions.find_one({"session_id": session_id}, _HIDDEN)
-        if meta is None:
-            return None
-        if not settles(meta):
-            return self._rest(session_id, meta, None), {}, []
-        fields = {"_id": 0, **dict.fromkeys(SETTLED_FIELDS, 1)}
-        marks = self._items.find({"session_id": session_id}, fields)
-        try:
-            open_items, settled = split_settled(marks, album_title=meta.get("album_title"))
-        except KeyError as error:
-            raise StateCorruptError(f"an item without {error.args[0]!r}") from None
-        keys = list(open_items)
-        hidden = {"_id": 0, "session_id": 0}
-        items = []
-        for start in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = keys[start : start + _KEYS_PER_QUERY]
-            query = {"session_id": session_id, "item_key": {"$in": chunk}}
-            items += list(self._items.find(query, hidden))
-        finished = {"session_id": session_id, "status": {"$in": list(FINISHED_BATCH_STATUSES)}}
-        indexes = [int(index) for index in self._batches.distinct("batch_index", finished)]
-        return self._rest(session_id, meta, items, open_batches=True), settled, indexes
 
     def _rest(
         self,
@@ -324,16 +328,15 @@ class MongoBackend(
         items: list[dict[str, Any]] | None,
         *,
         open_batches: bool = False,
-    ) -> _Found:
+    ) -> Found:
         """The session's batches (those not finished only, if asked) and summary, and its
         items when not read yet."""
-        hidden = {"_id": 0, "session_id": 0}
         if items is None:
-            items = list(self._items.find({"session_id": session_id}, hidden))
+            items = list(self._items.find({"session_id": session_id}, ITEM_HIDDEN))
         query: dict[str, Any] = {"session_id": session_id}
         if open_batches:
             query["status"] = {"$nin": list(FINISHED_BATCH_STATUSES)}
-        batches = list(self._batches.find(query, hidden))
+        batches = list(self._batches.find(query, {"_id": 0, "session_id": 0}))
         summary = self._summary_docs.find_one({"_id": session_id}, _HIDDEN)
         return meta, items, batches, summary
 
@@ -357,6 +360,10 @@ class MongoBackend(
         self._items.create_index([("session_id", ASCENDING), ("item_key", ASCENDING)], unique=True)
         self._batches.create_index(
             [("session_id", ASCENDING), ("batch_index", ASCENDING)], unique=True
+        )
+        self._items.create_index([("session_id", ASCENDING), (SETTLED_FLAG, ASCENDING)])
+        self._settled_pages.create_index(
+            [("session_id", ASCENDING), ("page", ASCENDING)], unique=True
         )
         self._indexed = True
 

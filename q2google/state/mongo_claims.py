@@ -38,7 +38,7 @@ _DUPLICATE_KEY = 11000
 _DUPLICATE_KEYS = (_DUPLICATE_KEY, 11001, 12582)
 """The codes MongoDB answers a duplicate ``_id`` with (pymongo's ``DuplicateKeyError``)."""
 _TRIES = 3
-_ENTRY_FIELDS = {"_id": 0, "session_id": 0}
+_ENTRY_FIELDS = {"_id": 0, "session_id": 0, "settled": 0}
 
 
 class MongoLedgerClaims:

@@ -1,9 +1,11 @@
 """How :class:`~q2google.state.mongo.MongoBackend` writes a checkpoint: one round trip.
 
 A checkpoint's changes become upserts (plain inserts for a first save) of the items, batches
-and session document that changed, then the summary, sent as one unordered client-level
-``bulkWrite`` on MongoDB 8.0 and later, or as one unordered bulk per collection on older
-servers (the summary last, after the records it counts).
+and session document that changed, then the summary, sent as one client-level ``bulkWrite``
+on MongoDB 8.0 and later, or as one bulk per collection on older servers (the summary last,
+after the records it counts). A checkpoint that settles files first appends them to the
+session's settled pages (:mod:`q2google.state.mongo_pages`): its write is then ordered, so
+that no file is flagged settled before its page holds it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import DeleteMany, InsertOne, UpdateOne
 
 from q2google.state.base import StateChanges
+from q2google.state.mongo_pages import SETTLED_FLAG, PageOps
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -39,7 +42,13 @@ class MongoCheckpoints:
         ) -> tuple[type[Any], tuple[Any, ...], dict[str, Any]]: ...
 
     def _write(
-        self, changes: StateChanges, summary: dict[str, Any] | None, *, fresh: bool = False
+        self,
+        changes: StateChanges,
+        summary: dict[str, Any] | None,
+        *,
+        fresh: bool = False,
+        pages: PageOps | None = None,
+        settled: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Write ``changes`` (and ``summary``, when it changed) in one round trip.
 
@@ -47,6 +56,9 @@ class MongoCheckpoints:
             changes: What the checkpoint writes.
             summary: The session's summary to store, or ``None``.
             fresh: Nothing of the session is stored: insert instead of upserting.
+            pages: The settled pages' writes, run first (the whole write is then ordered).
+            settled: The items whose documents are flagged settled (their rows are in
+                ``pages``, or were before); the others are flagged open.
         """
         session_id = changes.session_id
         one_call = self._client_bulk_write()
@@ -58,11 +70,15 @@ class MongoCheckpoints:
             ops.append((collection, kind(*args, **kwargs)))
 
         def records(
-            collection: Any, field: str, changed: Iterable[tuple[Any, Mapping[str, Any]]]
+            collection: Any,
+            field: str,
+            changed: Iterable[tuple[Any, Mapping[str, Any]]],
+            flag: bool = False,
         ) -> None:
             keys: list[Any] = []
-            for key, data in changed:
+            for key, stored in changed:
                 keys.append(key)
+                data = {**stored, SETTLED_FLAG: key in settled} if flag else stored
                 if fresh:
                     add(collection, InsertOne, {"session_id": session_id, **data})
                 else:
@@ -71,7 +87,9 @@ class MongoCheckpoints:
             if changes.full and not fresh:  # store exactly this session: drop what it lost
                 add(collection, DeleteMany, {"session_id": session_id, field: {"$nin": keys}})
 
-        records(self._items, "item_key", changes.items)
+        for collection, kind, args, kwargs in pages or ():
+            add(collection, kind, *args, **kwargs)
+        records(self._items, "item_key", changes.items, flag=True)
         records(self._batches, "batch_index", changes.batches)
         if changes.meta is not None:
             where = {"session_id": session_id}
@@ -80,13 +98,13 @@ class MongoCheckpoints:
             kind, args, kwargs = self._summary_write(session_id, summary)
             add(self._summary_docs, kind, *args, **kwargs)
         if one_call:
-            self._client.bulk_write([op for _, op in ops], ordered=False)
+            self._client.bulk_write([op for _, op in ops], ordered=bool(pages))
             return
         by_collection: dict[str, tuple[Any, list[Any]]] = {}
         for collection, op in ops:
             by_collection.setdefault(collection.name, (collection, []))[1].append(op)
-        for collection, collection_ops in by_collection.values():
-            collection.bulk_write(collection_ops, ordered=False)
+        for collection, collection_ops in by_collection.values():  # the pages first
+            collection.bulk_write(collection_ops, ordered=bool(pages))
 
     def _client_bulk_write(self) -> bool:
         """Whether every writable server takes the client-level ``bulkWrite``."""

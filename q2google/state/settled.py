@@ -96,7 +96,10 @@ def _whole(number: object) -> TypeGuard[int]:
 
 
 def split_settled(
-    records: Iterable[Mapping[str, Any]], *, album_title: str | None
+    records: Iterable[Mapping[str, Any]],
+    *,
+    album_title: str | None,
+    known: dict[str, SettledItem] | None = None,
 ) -> tuple[dict[str, Mapping[str, Any]], dict[str, SettledItem]]:
     """Sort stored items into those still to do and the settled ones.
 
@@ -105,6 +108,8 @@ def split_settled(
     Args:
         records: Stored items, each with its ``item_key``.
         album_title: The session's album title.
+        known: Settled files known already (a compact copy of them), taken over and
+            returned as the settled ones; a record of the same key wins over its copy.
 
     Returns:
         The open items' stored forms by key, and the settled items by key.
@@ -113,7 +118,7 @@ def split_settled(
         KeyError: A record has no ``item_key`` (the caller names the file).
     """
     open_items: dict[str, Mapping[str, Any]] = {}
-    settled: dict[str, SettledItem] = {}
+    settled: dict[str, SettledItem] = known if known is not None else {}
     for data in records:
         key = str(data["item_key"])
         entry = settled_item(data, album_title=album_title)
@@ -124,3 +129,23 @@ def split_settled(
             settled[key] = entry
             open_items.pop(key, None)
     return open_items, settled
+
+
+def settled_row(key: str, entry: SettledItem) -> list[Any]:
+    """A settled file as a compact row (a store may keep many in one record): its key, capture
+    time, position, discovery and transfer statuses, and size."""
+    position, _, discovery, transfer, _, size, _ = entry.mark
+    return [key, entry.captured_at, position, discovery, transfer, size]
+
+
+def from_settled_row(row: object) -> tuple[str, SettledItem] | None:
+    """The key and settled form of a :func:`settled_row`, or ``None`` when it is not one."""
+    if not isinstance(row, list) or len(row) != 6:
+        return None
+    key, captured, position, discovery, transfer, size = row
+    discovery = _STATUSES.get(discovery) if isinstance(discovery, str) else None
+    transfer = _STATUSES.get(transfer) if isinstance(transfer, str) else None
+    if not (isinstance(key, str) and _whole(position) and _whole(size) and discovery and transfer):
+        return None
+    mark = (int(position), COMPLETED, discovery, transfer, _COMPLETED, int(size), None)
+    return key, SettledItem(captured if type(captured) is str else None, mark)

@@ -1,0 +1,175 @@
+"""The MongoDB backend's settled pages: a session's settled files, a thousand to a document,
+so that a run reads the keys and marks of its settled files from a few documents, not one
+document each (a SecantusDB server reads about 40 µs a document: 4 s at 100,000 files).
+
+``settled_pages`` holds one document per ``(session_id, page)``: ``rows``, the
+:func:`~q2google.state.settled.settled_row` of each file in the order it settled, and their
+``count``. A checkpoint appends the rows of the files it settles to the session's last page (a
+new page past :data:`PAGE_ROWS`) before it writes those files' own documents, each flagged
+``settled`` (:data:`SETTLED_FLAG`), in one ordered write. A run then reads the files not
+flagged (through an index) and the pages; a file's own document wins over its row, so a file
+that opens again is read as open and its old row is ignored.
+
+The pages are a copy. When they and the open files do not add up to the session's summary
+(a checkpoint cut short, a page lost), or a row is unreadable, the run reads every file's
+fields instead, as it did before pages; a session written before them has none and is read
+that way until its files settle anew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pymongo import DESCENDING, DeleteMany, UpdateOne
+
+from q2google.errors import StateCorruptError
+from q2google.state.settled import (
+    FINISHED_BATCH_STATUSES,
+    SETTLED_FIELDS,
+    SettledItem,
+    from_settled_row,
+    settled_row,
+    settles,
+    split_settled,
+)
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+PAGES_COLLECTION = "settled_pages"
+PAGE_ROWS = 1_000
+"""Rows per page: about 60 KB of BSON, rewritten whole by each append on most servers."""
+SETTLED_FLAG = "settled"
+"""The field of an item document that says its row is in a page (a run does not read it)."""
+
+KEYS_PER_QUERY = 10_000
+"""Item keys per ``$in`` query: far below 16 MB of BSON."""
+ITEM_HIDDEN = {"_id": 0, "session_id": 0, SETTLED_FLAG: 0}
+"""The fields of an item document that are not the item's own."""
+_META_FIELDS = {"_id": 0}
+Found = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any] | None]
+"""A stored session as read: metadata, items, batches and summary."""
+PageOps = list[tuple[Any, type[Any], tuple[Any, ...], dict[str, Any]]]
+"""``(collection, operation class, arguments, keyword arguments)``, as a checkpoint's write
+gathers its operations."""
+
+
+class MongoSettledPages:
+    """Settled pages for :class:`~q2google.state.mongo.MongoBackend`."""
+
+    if TYPE_CHECKING:  # provided by MongoBackend
+        _sessions: Collection[dict[str, Any]]
+        _items: Collection[dict[str, Any]]
+        _batches: Collection[dict[str, Any]]
+        _summary_docs: Collection[dict[str, Any]]
+        _settled_pages: Collection[dict[str, Any]]
+        _last_pages: dict[str, tuple[int, int]]
+
+        def _rest(
+            self,
+            session_id: str,
+            meta: dict[str, Any],
+            items: list[dict[str, Any]] | None,
+            *,
+            open_batches: bool = False,
+        ) -> Found: ...
+
+    def _page_ops(
+        self, session_id: str, settled: Sequence[tuple[str, SettledItem]], *, restart: bool
+    ) -> tuple[PageOps, tuple[int, int]]:
+        """The writes that append ``settled`` to the session's pages (all of them anew when
+        ``restart``), and where its last page will stand after them.
+
+        Returns:
+            The operations, to run in order before the files' own documents are written, and
+            the last page's number and rows once they have run.
+        """
+        ops: PageOps = []
+        if restart:
+            ops.append((self._settled_pages, DeleteMany, ({"session_id": session_id},), {}))
+            page, count = 0, 0
+        else:
+            page, count = self._last_page(session_id)
+        rows = [settled_row(key, entry) for key, entry in settled]
+        while rows:
+            if count >= PAGE_ROWS:
+                page, count = page + 1, 0
+            taken, rows = rows[: PAGE_ROWS - count], rows[PAGE_ROWS - count :]
+            where = {"session_id": session_id, "page": page}
+            append = {"$push": {"rows": {"$each": taken}}, "$inc": {"count": len(taken)}}
+            ops.append((self._settled_pages, UpdateOne, (where, append), {"upsert": True}))
+            count += len(taken)
+        return ops, (page, count)
+
+    def _last_page(self, session_id: str) -> tuple[int, int]:
+        """The session's last page and its rows (asked of the server once per session)."""
+        if session_id not in self._last_pages:
+            last = self._settled_pages.find_one(
+                {"session_id": session_id}, {"page": 1, "count": 1}, sort=[("page", DESCENDING)]
+            )
+            found = (0, 0) if last is None else (int(last["page"]), int(last.get("count", 0)))
+            self._last_pages[session_id] = found
+        return self._last_pages[session_id]
+
+    def _read_pages(self, session_id: str) -> dict[str, SettledItem] | None:
+        """The settled files the session's pages hold (a later row of a key wins), or
+        ``None`` when a row is unreadable."""
+        settled: dict[str, SettledItem] = {}
+        last = (0, 0)
+        query = {"session_id": session_id}
+        fields = {"_id": 0, "page": 1, "count": 1, "rows": 1}
+        for page in self._settled_pages.find(query, fields).sort("page", 1):
+            for row in page.get("rows") or ():
+                parsed = from_settled_row(row)
+                if parsed is None:
+                    return None
+                settled[parsed[0]] = parsed[1]
+            last = (int(page["page"]), int(page.get("count", 0)))
+        self._last_pages[session_id] = last
+        return settled
+
+    def _forget_pages(self, session_id: str) -> None:
+        """Drop what this backend knows of a session's pages (deleted, or about to be)."""
+        self._last_pages.pop(session_id, None)
+
+    def _read_unsettled(
+        self, session_id: str, *, pages: bool = True
+    ) -> tuple[Found, dict[str, SettledItem], list[int]] | None:
+        """A session as a run reads it: its metadata, open files (each in full), settled
+        files (from the pages, when they add up, else from every file's fields), finished
+        batches (by index) and the rest (:meth:`_rest`); ``None`` when there is none."""
+        meta = self._sessions.find_one({"session_id": session_id}, _META_FIELDS)
+        if meta is None:
+            return None
+        if not settles(meta):
+            return self._rest(session_id, meta, None), {}, []
+        from_pages = self._read_pages(session_id) if pages else None
+        fields = {"_id": 0, **dict.fromkeys(SETTLED_FIELDS, 1)}
+        query: dict[str, Any] = {"session_id": session_id}
+        if from_pages:  # the files not flagged settled (and those of before the pages)
+            query[SETTLED_FLAG] = {"$in": [False, None]}
+        marks = self._items.find(query, fields)
+        try:
+            open_items, settled = split_settled(
+                marks, album_title=meta.get("album_title"), known=from_pages
+            )
+        except KeyError as error:
+            raise StateCorruptError(f"an item without {error.args[0]!r}") from None
+        if from_pages and not self._adds_up(session_id, len(open_items) + len(settled)):
+            return self._read_unsettled(session_id, pages=False)
+        keys = list(open_items)
+        items = []
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            chunk = keys[start : start + KEYS_PER_QUERY]
+            query = {"session_id": session_id, "item_key": {"$in": chunk}}
+            items += list(self._items.find(query, ITEM_HIDDEN))
+        finished = {"session_id": session_id, "status": {"$in": list(FINISHED_BATCH_STATUSES)}}
+        indexes = [int(index) for index in self._batches.distinct("batch_index", finished)]
+        return self._rest(session_id, meta, items, open_batches=True), settled, indexes
+
+    def _adds_up(self, session_id: str, files: int) -> bool:
+        """Whether the session's stored summary counts ``files`` files (the pages and the
+        open files read are then the whole session)."""
+        summary = self._summary_docs.find_one({"_id": session_id}, {"files": 1})
+        return summary is not None and summary.get("files") == files

@@ -1,0 +1,155 @@
+"""MongoDB's settled pages: a run reads its settled files from a few page documents, never
+their own documents, and a page that is wrong never makes a file disappear or settle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import MongoClient, monitoring
+
+from q2google.sessions import summarize
+from q2google.state import ItemState, SessionState, StageStatus
+from q2google.state.mongo import MongoBackend
+from q2google.state.mongo_pages import PAGE_ROWS, PAGES_COLLECTION
+from q2google.testing.unsettled_contract import OPEN, SETTLED, settled_and_open
+
+
+class ItemDocumentsRead(monitoring.CommandListener):
+    """Counts the item documents the server sends back (``find`` and ``getMore`` on items)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._items: set[int] = set()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if (event.command_name == "find" and event.command.get("find") == "items") or (
+            event.command_name == "getMore" and event.command.get("collection") == "items"
+        ):
+            self._items.add(event.request_id)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.request_id in self._items:
+            cursor = event.reply.get("cursor", {})
+            self.count += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _database(uri: str) -> Any:
+    return MongoClient(uri).get_default_database()
+
+
+def _reading(uri: str) -> tuple[MongoBackend, ItemDocumentsRead]:
+    listener = ItemDocumentsRead()
+    client: Any = MongoClient(uri, event_listeners=[listener])
+    return MongoBackend(uri, client=client), listener
+
+
+def test_a_run_reads_its_open_files_alone_and_the_rest_from_pages(mongo_uri: str) -> None:
+    state = settled_and_open()
+    MongoBackend(mongo_uri).save(state)
+    assert _database(mongo_uri)[PAGES_COLLECTION].count_documents({}) == 1  # 40 rows
+
+    backend, read = _reading(mongo_uri)
+    loaded = backend.load_unsettled("lean")
+    assert loaded is not None
+    assert set(loaded.items) == OPEN
+    assert set(loaded.settled) == set(state.items) - OPEN
+    assert loaded.settled["done007-0"].captured_at == "2024-05-01T10:00:00+00:00"
+    assert summarize(loaded) == summarize(state)
+    assert read.count == 2 * len(OPEN), "the open files' marks, then their documents: no more"
+
+
+def test_pages_fill_up_and_a_new_one_starts(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    state = settled_and_open()
+    backend.save(state)
+    loaded = backend.load("lean")
+    assert loaded is not None
+    for number in range(PAGE_ROWS + 10):
+        loaded.add_item(
+            ItemState(
+                media_id=f"more{number:04d}",
+                file_name="more.JPG",
+                size_bytes=10,
+                discovery_status=StageStatus.COMPLETED,
+                transfer_status=StageStatus.COMPLETED,
+                create_status=StageStatus.COMPLETED,
+                media_item_id=f"google-more-{number}",
+            )
+        )
+    backend.save(loaded)
+    pages = _database(mongo_uri)[PAGES_COLLECTION]
+    assert sorted(page["count"] for page in pages.find()) == [10 + SETTLED, PAGE_ROWS]
+    again = MongoBackend(mongo_uri).load_unsettled("lean")
+    assert again is not None
+    assert len(again.settled) == SETTLED + PAGE_ROWS + 10
+    assert set(again.items) == OPEN
+
+
+def test_a_file_that_opens_again_is_read_as_open(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    backend.save(settled_and_open())
+    whole = backend.load("lean")
+    assert whole is not None
+    whole.items["done003-0"].added_to_album = None  # the album was deleted: add it again
+    whole.items["done003-0"].transfer_status = StageStatus.SKIPPED
+    backend.save(whole)
+    loaded = MongoBackend(mongo_uri).load_unsettled("lean")
+    assert loaded is not None
+    assert "done003-0" in loaded.items, "its old row in a page does not settle it"
+    assert "done003-0" not in loaded.settled
+    assert set(loaded.items) == OPEN | {"done003-0"}
+
+
+def test_pages_that_do_not_add_up_are_not_trusted(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    state = settled_and_open()
+    backend.save(state)
+    _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$pop": {"rows": 1}})  # one lost
+    loaded, read = _reading(mongo_uri)
+    found = loaded.load_unsettled("lean")
+    assert found is not None
+    assert set(found.settled) == set(state.items) - OPEN, "no settled file may go missing"
+    assert set(found.items) == OPEN
+    assert read.count > len(state.items), "every file was read again"
+
+
+def test_an_unreadable_row_is_not_trusted(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    state = settled_and_open()
+    backend.save(state)
+    _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$push": {"rows": ["x", 1]}})
+    found = MongoBackend(mongo_uri).load_unsettled("lean")
+    assert found is not None
+    assert set(found.settled) == set(state.items) - OPEN
+    assert set(found.items) == OPEN
+
+
+def test_a_session_stored_before_pages_loads_as_it_did(mongo_uri: str) -> None:
+    state = settled_and_open()
+    MongoBackend(mongo_uri).save(state)
+    database = _database(mongo_uri)
+    database[PAGES_COLLECTION].delete_many({})
+    database["items"].update_many({}, {"$unset": {"settled": ""}})
+    found = MongoBackend(mongo_uri).load_unsettled("lean")
+    assert found is not None
+    assert set(found.settled) == set(state.items) - OPEN
+    assert set(found.items) == OPEN
+
+
+def test_a_whole_save_writes_the_pages_anew(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    stored = settled_and_open()
+    backend.save(stored)
+    data = stored.to_dict()
+    data["items"] = [item for item in data["items"] if not item["media_id"].startswith("done0")]
+    smaller = SessionState.from_dict(data)
+    smaller.mark_all_dirty()  # as when a session is copied into a backend: stored whole
+    backend.save(smaller)
+    found = MongoBackend(mongo_uri).load_unsettled("lean")
+    assert found is not None
+    assert set(found.settled) == set(smaller.items) - OPEN, "no row of a file it dropped"
+    rows = sum(page["count"] for page in _database(mongo_uri)[PAGES_COLLECTION].find())
+    assert rows == len(found.settled)
