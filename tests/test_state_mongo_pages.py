@@ -3,14 +3,20 @@ their own documents, and a page that is wrong never makes a file disappear or se
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
+import pytest
 from pymongo import MongoClient, monitoring
+from pymongo.collection import Collection
 
 from q2google.sessions import summarize
 from q2google.state import ItemState, SessionState, StageStatus
 from q2google.state.mongo import MongoBackend
 from q2google.state.mongo_pages import PAGE_ROWS, PAGES_COLLECTION
+from q2google.state.settled import settled_item
 from q2google.testing.unsettled_contract import OPEN, SETTLED, settled_and_open
 
 
@@ -139,6 +145,26 @@ def test_a_session_stored_before_pages_loads_as_it_did(mongo_uri: str) -> None:
     assert set(found.items) == OPEN
 
 
+def test_a_session_stored_before_pages_keeps_loading_once_pages_begin(mongo_uri: str) -> None:
+    state = settled_and_open()
+    MongoBackend(mongo_uri).save(state)
+    database = _database(mongo_uri)
+    database[PAGES_COLLECTION].delete_many({})
+    database["items"].update_many({}, {"$unset": {"settled": ""}})  # as stored before pages
+    backend = MongoBackend(mongo_uri)
+    stored = backend.load("lean")
+    assert stored is not None
+    backend.save(_next_checkpoint(stored))  # 4 files settle: their rows start the pages
+
+    loading, read = _reading(mongo_uri)
+    found = loading.load_unsettled("lean")
+    assert found is not None
+    unflagged = SETTLED + len(OPEN) - 1  # all but "uploaded", now flagged with its row
+    assert set(found.items) == OPEN - {"uploaded-0"} | {"done001-0"}
+    assert len(found.settled) == SETTLED - 1 + 1 + 3
+    assert read.count == unflagged + len(found.items), "the unflagged files, read once"
+
+
 def test_a_whole_save_writes_the_pages_anew(mongo_uri: str) -> None:
     backend = MongoBackend(mongo_uri)
     stored = settled_and_open()
@@ -153,3 +179,116 @@ def test_a_whole_save_writes_the_pages_anew(mongo_uri: str) -> None:
     assert set(found.settled) == set(smaller.items) - OPEN, "no row of a file it dropped"
     rows = sum(page["count"] for page in _database(mongo_uri)[PAGES_COLLECTION].find())
     assert rows == len(found.settled)
+
+
+# -- a write cut short after any of its operations -------------------------------------------
+
+
+class PowerCut(Exception):
+    """The process died in the middle of a checkpoint's write."""
+
+
+@contextmanager
+def cut_after(operations: int) -> Iterator[None]:
+    """Let the next writes apply their first ``operations`` operations, in order, then die."""
+    budget = [operations]
+    client_write, collection_write = MongoClient.bulk_write, Collection.bulk_write
+
+    def apply(real: Callable[..., Any], target: Any, ops: Any, **kwargs: Any) -> None:
+        ops = list(ops)
+        if not kwargs.get("ordered", True):  # the server may apply them in any order
+            ops.reverse()
+        done = ops[: budget[0]]
+        budget[0] -= len(done)
+        if done:
+            real(target, done, **{**kwargs, "ordered": True})
+        if len(done) < len(ops):
+            raise PowerCut
+
+    def on_client(client: Any, ops: Any, **kwargs: Any) -> None:
+        apply(client_write, client, ops, **kwargs)
+
+    def on_collection(collection: Any, ops: Any, **kwargs: Any) -> None:
+        apply(collection_write, collection, ops, **kwargs)
+
+    with (
+        patch.object(MongoClient, "bulk_write", on_client),
+        patch.object(Collection, "bulk_write", on_collection),
+    ):
+        yield
+
+
+def _next_checkpoint(state: SessionState) -> SessionState:
+    """A checkpoint's changes to the stored session: files settle, one opens again, new ones."""
+    uploaded = state.items["uploaded-0"]
+    uploaded.create_status = StageStatus.COMPLETED
+    uploaded.media_item_id, uploaded.upload_token = "google-uploaded", None
+    state.items["done001-0"].added_to_album = None
+    state.items["done001-0"].transfer_status = StageStatus.SKIPPED
+    for number in range(3):
+        state.add_item(
+            ItemState(
+                media_id=f"late{number}",
+                file_name="late.JPG",
+                size_bytes=5,
+                discovery_status=StageStatus.COMPLETED,
+                transfer_status=StageStatus.COMPLETED,
+                create_status=StageStatus.COMPLETED,
+                media_item_id=f"google-late-{number}",
+            )
+        )
+    return state
+
+
+def _assert_loads_as_stored(uri: str) -> None:
+    """No file missing, none settled that its own document does not say is, none invented:
+    by the order of the writes alone (the pages trusted without the count that guards them)."""
+    with patch.object(MongoBackend, "_adds_up", lambda *_: True):
+        loaded = MongoBackend(uri).load_unsettled("lean")
+    if loaded is None:
+        return  # a first save cut before the session's document: nothing is stored yet
+    documents = {
+        document["item_key"]: document
+        for document in _database(uri)["items"].find({"session_id": "lean"}, {"_id": 0})
+    }
+    assert set(loaded.items) | set(loaded.settled) == set(documents), "a file lost or invented"
+    for key in loaded.settled:
+        assert settled_item(documents[key], album_title="Trips") is not None, key
+
+
+def _checkpoint(backend: MongoBackend, *, whole: bool) -> None:
+    stored = backend.load("lean")
+    assert stored is not None
+    state = _next_checkpoint(stored)
+    if whole:  # stored whole over the session, as a copy into a backend is
+        state = SessionState.from_dict(state.to_dict())
+        state.mark_all_dirty()
+    backend.save(state)
+
+
+@pytest.mark.parametrize("older_server", [False, True], ids=["bulkWrite", "per-collection"])
+@pytest.mark.parametrize("save", ["first", "checkpoint", "whole"])
+def test_a_write_cut_short_anywhere_loses_no_file_and_settles_none_wrongly(
+    mongo_uri: str, save: str, older_server: bool
+) -> None:
+    database = _database(mongo_uri)
+    for operations in range(200):
+        for name in database.list_collection_names():
+            database.drop_collection(name)
+        backend = MongoBackend(mongo_uri)
+        if older_server:
+            backend._client_bulk_write = lambda: False  # type: ignore[method-assign]
+        if save != "first":
+            backend.save(settled_and_open())
+        try:
+            with cut_after(operations):
+                if save == "first":
+                    backend.save(settled_and_open())
+                else:
+                    _checkpoint(backend, whole=save == "whole")
+        except PowerCut:
+            _assert_loads_as_stored(mongo_uri)
+        else:
+            _assert_loads_as_stored(mongo_uri)
+            return
+    pytest.fail("the write never ended")

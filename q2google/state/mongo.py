@@ -25,10 +25,10 @@ An unreachable server is retried with backoff for ``retry_seconds`` (60 s by def
 URI's own ``serverSelectionTimeoutMS`` when it sets one) before a
 :class:`~q2google.errors.StateUnavailableError` (exit 75).
 
-``save`` sends what changed since the last save as upserts in one unordered client-level
-``bulkWrite`` (MongoDB 8.0 and later): one round trip per checkpoint, whatever the session's
-size. Older servers get one unordered bulk per collection touched (see
-:mod:`q2google.state.mongo_writing`). Retryable writes are on.
+``save`` sends what changed since the last save as upserts in one client-level ``bulkWrite``
+(MongoDB 8.0 and later), ordered when it appends to the settled pages: one round trip per
+checkpoint, whatever the session's size. Older servers get one bulk per collection touched
+(see :mod:`q2google.state.mongo_writing`). Retryable writes are on.
 """
 
 from __future__ import annotations
@@ -280,11 +280,9 @@ class MongoBackend(
                 if (entry := settled_item(data, album_title=album)) is not None
             ]
             restart = changes.full and not fresh  # the pages are written anew with the files
-            pages, last = self._page_ops(session_id, settled, restart=restart)
-            self._write(
-                changes, summary, fresh=fresh, pages=pages, settled={key for key, _ in settled}
-            )
-            self._last_pages[session_id] = last
+            pages = self._page_ops(session_id, settled, restart=restart)
+            self._write(changes, summary, fresh=fresh, pages=pages)
+            self._last_pages[session_id] = pages.last_page
 
     # -- sessions catalogue (beyond the protocol) ------------------------------------------
 

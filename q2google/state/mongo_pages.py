@@ -4,24 +4,26 @@ document each (a SecantusDB server reads about 40 µs a document: 4 s at 100,000
 
 ``settled_pages`` holds one document per ``(session_id, page)``: ``rows``, the
 :func:`~q2google.state.settled.settled_row` of each file in the order it settled, and their
-``count``. A checkpoint appends the rows of the files it settles to the session's last page (a
-new page past :data:`PAGE_ROWS`) before it writes those files' own documents, each flagged
-``settled`` (:data:`SETTLED_FLAG`), in one ordered write. A run then reads the files not
+``count``. A checkpoint writes its files' documents flagged open, then appends the rows of
+those that settle to the session's last page (a new page past :data:`PAGE_ROWS`), then flags
+them ``settled`` (:data:`SETTLED_FLAG`), in one ordered write: cut short anywhere, it leaves
+no flagged file without its row and no row without its file. A run then reads the files not
 flagged (through an index) and the pages; a file's own document wins over its row, so a file
 that opens again is read as open and its old row is ignored.
 
-The pages are a copy. When they and the open files do not add up to the session's summary
-(a checkpoint cut short, a page lost), or a row is unreadable, the run reads every file's
-fields instead, as it did before pages; a session written before them has none and is read
-that way until its files settle anew.
+The pages are a copy. A session without pages (stored before them, or cut short in a whole
+save, which deletes them first) is read file by file, as before pages. When the pages and the
+open files do not add up to the session's summary (a page lost by hand), or a row is
+unreadable, the run reads every file's fields too. The files of a session stored before the
+pages are never flagged, so a run reads them each time, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pymongo import DESCENDING, DeleteMany, UpdateOne
+from pymongo import DESCENDING, DeleteMany, UpdateMany, UpdateOne
 
 from q2google.errors import StateCorruptError
 from q2google.state.settled import (
@@ -55,6 +57,20 @@ PageOps = list[tuple[Any, type[Any], tuple[Any, ...], dict[str, Any]]]
 gathers its operations."""
 
 
+class PagePlan(NamedTuple):
+    """The writes that keep a session's pages true through a checkpoint, in order.
+
+    Attributes:
+        first: Before the files' documents (written flagged open): a whole save's fresh start.
+        then: After them: the rows of the files that settle, then their flags.
+        last_page: The last page's number and rows once they have run.
+    """
+
+    first: PageOps
+    then: PageOps
+    last_page: tuple[int, int]
+
+
 class MongoSettledPages:
     """Settled pages for :class:`~q2google.state.mongo.MongoBackend`."""
 
@@ -77,20 +93,26 @@ class MongoSettledPages:
 
     def _page_ops(
         self, session_id: str, settled: Sequence[tuple[str, SettledItem]], *, restart: bool
-    ) -> tuple[PageOps, tuple[int, int]]:
-        """The writes that append ``settled`` to the session's pages (all of them anew when
-        ``restart``), and where its last page will stand after them.
+    ) -> PagePlan:
+        """How a checkpoint that writes the files ``settled`` settles keeps the pages true.
+
+        Args:
+            session_id: The session.
+            settled: The files the checkpoint stores as settled, with their settled form.
+            restart: The checkpoint stores the session whole over a stored one: its pages
+                start over.
 
         Returns:
-            The operations, to run in order before the files' own documents are written, and
-            the last page's number and rows once they have run.
+            The plan: what to run before the files' documents (written flagged open), and
+            after them (the rows, then the flags), in order.
         """
-        ops: PageOps = []
-        if restart:
-            ops.append((self._settled_pages, DeleteMany, ({"session_id": session_id},), {}))
+        first: PageOps = []
+        if restart:  # the pages start over (every file is then written flagged open)
+            first.append((self._settled_pages, DeleteMany, ({"session_id": session_id},), {}))
             page, count = 0, 0
         else:
             page, count = self._last_page(session_id)
+        then: PageOps = []
         rows = [settled_row(key, entry) for key, entry in settled]
         while rows:
             if count >= PAGE_ROWS:
@@ -98,9 +120,16 @@ class MongoSettledPages:
             taken, rows = rows[: PAGE_ROWS - count], rows[PAGE_ROWS - count :]
             where = {"session_id": session_id, "page": page}
             append = {"$push": {"rows": {"$each": taken}}, "$inc": {"count": len(taken)}}
-            ops.append((self._settled_pages, UpdateOne, (where, append), {"upsert": True}))
+            then.append((self._settled_pages, UpdateOne, (where, append), {"upsert": True}))
             count += len(taken)
-        return ops, (page, count)
+        keys = [key for key, _ in settled]
+        for start in range(0, len(keys), KEYS_PER_QUERY):  # only once their rows are stored
+            chunk = {
+                "session_id": session_id,
+                "item_key": {"$in": keys[start : start + KEYS_PER_QUERY]},
+            }
+            then.append((self._items, UpdateMany, (chunk, {"$set": {SETTLED_FLAG: True}}), {}))
+        return PagePlan(first, then, (page, count))
 
     def _last_page(self, session_id: str) -> tuple[int, int]:
         """The session's last page and its rows (asked of the server once per session)."""

@@ -3,9 +3,10 @@
 A checkpoint's changes become upserts (plain inserts for a first save) of the items, batches
 and session document that changed, then the summary, sent as one client-level ``bulkWrite``
 on MongoDB 8.0 and later, or as one bulk per collection on older servers (the summary last,
-after the records it counts). A checkpoint that settles files first appends them to the
-session's settled pages (:mod:`q2google.state.mongo_pages`): its write is then ordered, so
-that no file is flagged settled before its page holds it.
+after the records it counts). A checkpoint that settles files also appends them to the
+session's settled pages and flags their documents (:mod:`q2google.state.mongo_pages`): its
+write is then ordered (on older servers, one bulk per run of operations on a collection, in
+order), so that no file is flagged settled before its page holds it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import DeleteMany, InsertOne, UpdateOne
 
 from q2google.state.base import StateChanges
-from q2google.state.mongo_pages import SETTLED_FLAG, PageOps
+from q2google.state.mongo_pages import SETTLED_FLAG, PagePlan
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -47,8 +48,7 @@ class MongoCheckpoints:
         summary: dict[str, Any] | None,
         *,
         fresh: bool = False,
-        pages: PageOps | None = None,
-        settled: set[str] | frozenset[str] = frozenset(),
+        pages: PagePlan | None = None,
     ) -> None:
         """Write ``changes`` (and ``summary``, when it changed) in one round trip.
 
@@ -56,9 +56,8 @@ class MongoCheckpoints:
             changes: What the checkpoint writes.
             summary: The session's summary to store, or ``None``.
             fresh: Nothing of the session is stored: insert instead of upserting.
-            pages: The settled pages' writes, run first (the whole write is then ordered).
-            settled: The items whose documents are flagged settled (their rows are in
-                ``pages``, or were before); the others are flagged open.
+            pages: The settled pages' writes, around the items' (the whole write is then
+                ordered); the items are written flagged open, the plan flags those that settle.
         """
         session_id = changes.session_id
         one_call = self._client_bulk_write()
@@ -78,7 +77,7 @@ class MongoCheckpoints:
             keys: list[Any] = []
             for key, stored in changed:
                 keys.append(key)
-                data = {**stored, SETTLED_FLAG: key in settled} if flag else stored
+                data = {**stored, SETTLED_FLAG: False} if flag else stored
                 if fresh:
                     add(collection, InsertOne, {"session_id": session_id, **data})
                 else:
@@ -87,9 +86,12 @@ class MongoCheckpoints:
             if changes.full and not fresh:  # store exactly this session: drop what it lost
                 add(collection, DeleteMany, {"session_id": session_id, field: {"$nin": keys}})
 
-        for collection, kind, args, kwargs in pages or ():
+        ordered = pages is not None and bool(pages.first or pages.then)
+        for collection, kind, args, kwargs in pages.first if pages else ():
             add(collection, kind, *args, **kwargs)
         records(self._items, "item_key", changes.items, flag=True)
+        for collection, kind, args, kwargs in pages.then if pages else ():
+            add(collection, kind, *args, **kwargs)
         records(self._batches, "batch_index", changes.batches)
         if changes.meta is not None:
             where = {"session_id": session_id}
@@ -98,13 +100,16 @@ class MongoCheckpoints:
             kind, args, kwargs = self._summary_write(session_id, summary)
             add(self._summary_docs, kind, *args, **kwargs)
         if one_call:
-            self._client.bulk_write([op for _, op in ops], ordered=bool(pages))
+            self._client.bulk_write([op for _, op in ops], ordered=ordered)
             return
-        by_collection: dict[str, tuple[Any, list[Any]]] = {}
+        runs: list[tuple[Any, list[Any]]] = []  # one bulk per run of a collection, in order
         for collection, op in ops:
-            by_collection.setdefault(collection.name, (collection, []))[1].append(op)
-        for collection, collection_ops in by_collection.values():  # the pages first
-            collection.bulk_write(collection_ops, ordered=bool(pages))
+            if runs and runs[-1][0] is collection:
+                runs[-1][1].append(op)
+            else:
+                runs.append((collection, [op]))
+        for collection, collection_ops in runs:
+            collection.bulk_write(collection_ops, ordered=ordered)
 
     def _client_bulk_write(self) -> bool:
         """Whether every writable server takes the client-level ``bulkWrite``."""
