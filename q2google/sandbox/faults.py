@@ -20,6 +20,8 @@ class FaultConfig:
         seed: Seed of the fault dice, for reproducible runs.
         server_error_rate: Answer 503 instead of serving (every endpoint).
         rate_limit_rate: Answer 429 with ``Retry-After`` (every endpoint).
+        rate_limit_burst: The first this many upload requests answer Google's per-minute 429,
+            whatever the dice: a storm whose size a test can count on.
         retry_after_seconds: The ``Retry-After`` sent with a 429.
         reset_rate: Drop the connection midway through a CDN body or an upload chunk.
         cdn_url_ttl_seconds: Lifetime of signed CDN URLs.
@@ -46,6 +48,7 @@ class FaultConfig:
     seed: int = 0
     server_error_rate: float = 0.0
     rate_limit_rate: float = 0.0
+    rate_limit_burst: int = 0
     retry_after_seconds: int = 1
     reset_rate: float = 0.0
     cdn_url_ttl_seconds: float = 6 * 3600
@@ -66,6 +69,7 @@ class FaultConfig:
     ALIASES: ClassVar[dict[str, str]] = {
         "5xx": "server_error_rate",
         "429": "rate_limit_rate",
+        "429-burst": "rate_limit_burst",
         "retry-after": "retry_after_seconds",
         "reset": "reset_rate",
         "url-ttl": "cdn_url_ttl_seconds",
@@ -121,7 +125,9 @@ class FaultConfig:
 _OPTIONAL = frozenset(
     {"bandwidth_bytes_per_second", "daily_quota_requests", "gopro_token_ttl_seconds"}
 )
-_INTEGERS = frozenset({"seed", "retry_after_seconds", "daily_quota_requests", "album_capacity"})
+_INTEGERS = frozenset(
+    {"seed", "rate_limit_burst", "retry_after_seconds", "daily_quota_requests", "album_capacity"}
+)
 _SWITCHES = frozenset({"merge_identical", "storage_full"})
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
@@ -218,11 +224,21 @@ class FaultInjector:
         """Replace the configuration and reseed the dice."""
         self.config = config
         self._rng = random.Random(config.seed)
+        self._burst_left = config.rate_limit_burst
 
     def roll(self, kind: str, rate: float) -> bool:
         """Return whether fault ``kind`` fires now (and count it when it does)."""
         if rate <= 0 or self._rng.random() >= rate:
             return False
+        self.stats.faults[kind] += 1
+        return True
+
+    def in_burst(self, kind: str) -> bool:
+        """Return whether this request is one of a configured burst of fault ``kind`` (and
+        count it when it is); only ``429`` comes in bursts."""
+        if kind != "429" or self._burst_left <= 0:
+            return False
+        self._burst_left -= 1
         self.stats.faults[kind] += 1
         return True
 

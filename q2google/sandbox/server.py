@@ -338,7 +338,9 @@ class Sandbox:
                         }
                     ],
                 )
-        if self.injector.roll("429", config.rate_limit_rate):
+        if (group == "uploads" and self.injector.in_burst("429")) or self.injector.roll(
+            "429", config.rate_limit_rate
+        ):
             headers = {"Retry-After": str(config.retry_after_seconds)}
             if group in ("photos", "uploads"):
                 return google_error(
