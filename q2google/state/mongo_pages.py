@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pymongo import DESCENDING, DeleteMany, UpdateMany, UpdateOne
+from pymongo import DESCENDING, DeleteMany, UpdateOne
 
 from q2google.errors import StateCorruptError
 from q2google.state.settled import (
@@ -61,13 +61,19 @@ class PagePlan(NamedTuple):
     """The writes that keep a session's pages true through a checkpoint, in order.
 
     Attributes:
-        first: Before the files' documents (written flagged open): a whole save's fresh start.
-        then: After them: the rows of the files that settle, then their flags.
+        first: Before anything else: a whole save's fresh start.
+        rows: The rows of the files that settle.
+        flags: The flags of those files, once their rows are stored (their documents are
+            written flagged open before the rows, unless the session is new: see
+            :meth:`MongoCheckpoints._write <q2google.state.mongo_writing.MongoCheckpoints>`).
+        settled: The keys of those files.
         last_page: The last page's number and rows once they have run.
     """
 
     first: PageOps
-    then: PageOps
+    rows: PageOps
+    flags: PageOps
+    settled: frozenset[str]
     last_page: tuple[int, int]
 
 
@@ -103,8 +109,7 @@ class MongoSettledPages:
                 start over.
 
         Returns:
-            The plan: what to run before the files' documents (written flagged open), and
-            after them (the rows, then the flags), in order.
+            The plan (see :class:`PagePlan`).
         """
         first: PageOps = []
         if restart:  # the pages start over (every file is then written flagged open)
@@ -112,24 +117,23 @@ class MongoSettledPages:
             page, count = 0, 0
         else:
             page, count = self._last_page(session_id)
-        then: PageOps = []
-        rows = [settled_row(key, entry) for key, entry in settled]
-        while rows:
+        rows: PageOps = []
+        pending = [settled_row(key, entry) for key, entry in settled]
+        while pending:
             if count >= PAGE_ROWS:
                 page, count = page + 1, 0
-            taken, rows = rows[: PAGE_ROWS - count], rows[PAGE_ROWS - count :]
+            taken, pending = pending[: PAGE_ROWS - count], pending[PAGE_ROWS - count :]
             where = {"session_id": session_id, "page": page}
             append = {"$push": {"rows": {"$each": taken}}, "$inc": {"count": len(taken)}}
-            then.append((self._settled_pages, UpdateOne, (where, append), {"upsert": True}))
+            rows.append((self._settled_pages, UpdateOne, (where, append), {"upsert": True}))
             count += len(taken)
-        keys = [key for key, _ in settled]
-        for start in range(0, len(keys), KEYS_PER_QUERY):  # only once their rows are stored
-            chunk = {
-                "session_id": session_id,
-                "item_key": {"$in": keys[start : start + KEYS_PER_QUERY]},
-            }
-            then.append((self._items, UpdateMany, (chunk, {"$set": {SETTLED_FLAG: True}}), {}))
-        return PagePlan(first, then, (page, count))
+        flag = {"$set": {SETTLED_FLAG: True}}
+        flags: PageOps = [  # each by its unique key (an $in of many keys is slow on some servers)
+            (self._items, UpdateOne, ({"session_id": session_id, "item_key": key}, flag), {})
+            for key, _ in settled
+        ]
+        keys = frozenset(key for key, _ in settled)
+        return PagePlan(first, rows, flags, keys, (page, count))
 
     def _last_page(self, session_id: str) -> tuple[int, int]:
         """The session's last page and its rows (asked of the server once per session)."""

@@ -57,7 +57,8 @@ class MongoCheckpoints:
             summary: The session's summary to store, or ``None``.
             fresh: Nothing of the session is stored: insert instead of upserting.
             pages: The settled pages' writes, around the items' (the whole write is then
-                ordered); the items are written flagged open, the plan flags those that settle.
+                ordered): a new session's files are written flagged after their rows; others
+                flagged open, then the rows, then the flags.
         """
         session_id = changes.session_id
         one_call = self._client_bulk_write()
@@ -77,7 +78,7 @@ class MongoCheckpoints:
             keys: list[Any] = []
             for key, stored in changed:
                 keys.append(key)
-                data = {**stored, SETTLED_FLAG: False} if flag else stored
+                data = {**stored, SETTLED_FLAG: fresh and key in settled} if flag else stored
                 if fresh:
                     add(collection, InsertOne, {"session_id": session_id, **data})
                 else:
@@ -86,12 +87,18 @@ class MongoCheckpoints:
             if changes.full and not fresh:  # store exactly this session: drop what it lost
                 add(collection, DeleteMany, {"session_id": session_id, field: {"$nin": keys}})
 
-        ordered = pages is not None and bool(pages.first or pages.then)
+        settled = pages.settled if pages else frozenset()
+        ordered = bool(pages and (pages.first or pages.rows))
         for collection, kind, args, kwargs in pages.first if pages else ():
             add(collection, kind, *args, **kwargs)
-        records(self._items, "item_key", changes.items, flag=True)
-        for collection, kind, args, kwargs in pages.then if pages else ():
-            add(collection, kind, *args, **kwargs)
+        if fresh:  # a new session: it exists once its metadata is written, after its files
+            for collection, kind, args, kwargs in pages.rows if pages else ():
+                add(collection, kind, *args, **kwargs)
+            records(self._items, "item_key", changes.items, flag=True)
+        else:  # flagged open, then the rows, then the flags: no flag without its row
+            records(self._items, "item_key", changes.items, flag=True)
+            for collection, kind, args, kwargs in (pages.rows + pages.flags) if pages else ():
+                add(collection, kind, *args, **kwargs)
         records(self._batches, "batch_index", changes.batches)
         if changes.meta is not None:
             where = {"session_id": session_id}
