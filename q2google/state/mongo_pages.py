@@ -7,9 +7,10 @@ document each (a SecantusDB server reads about 40 µs a document: 4 s at 100,000
 ``count``. A checkpoint writes its files' documents flagged open, then appends the rows of
 those that settle to the session's last page (a new page past :data:`PAGE_ROWS`), then flags
 them ``settled`` (:data:`SETTLED_FLAG`), in one ordered write: cut short anywhere, it leaves
-no flagged file without its row and no row without its file. A run then reads the files not
-flagged (through an index) and the pages; a file's own document wins over its row, so a file
-that opens again is read as open and its old row is ignored.
+no flagged file without its row and no row without its file. (A new session's first save
+writes the rows, then its files flagged: it exists once its metadata, written last, does.)
+A run then reads the files not flagged (through an index) and the pages; a file's own document
+wins over its row, so a file that opens again is read as open and its old row is ignored.
 
 The pages are a copy. A session without pages (stored before them, or cut short in a whole
 save, which deletes them first) is read file by file, as before pages. When the pages and the
