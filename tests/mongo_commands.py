@@ -1,4 +1,5 @@
-"""The commands a MongoDB client sends, for tests that count round trips."""
+"""The commands a MongoDB client sends, and the item documents it gets back, for tests that
+count them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,28 @@ class CommandNames(monitoring.CommandListener):
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class ItemDocumentsRead(monitoring.CommandListener):
+    """Counts the item documents the server sends back (``find`` and ``getMore`` on items)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._items: set[int] = set()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if (event.command_name == "find" and event.command.get("find") == "items") or (
+            event.command_name == "getMore" and event.command.get("collection") == "items"
+        ):
+            self._items.add(event.request_id)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.request_id in self._items:
+            cursor = event.reply.get("cursor", {})
+            self.count += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass

@@ -9,7 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from q2google.sessions import summarize
@@ -18,32 +18,25 @@ from q2google.state.mongo import MongoBackend
 from q2google.state.mongo_pages import PAGE_ROWS, PAGES_COLLECTION
 from q2google.state.settled import settled_item
 from q2google.testing.unsettled_contract import OPEN, SETTLED, settled_and_open
-
-
-class ItemDocumentsRead(monitoring.CommandListener):
-    """Counts the item documents the server sends back (``find`` and ``getMore`` on items)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._items: set[int] = set()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if (event.command_name == "find" and event.command.get("find") == "items") or (
-            event.command_name == "getMore" and event.command.get("collection") == "items"
-        ):
-            self._items.add(event.request_id)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        if event.request_id in self._items:
-            cursor = event.reply.get("cursor", {})
-            self.count += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+from tests.mongo_commands import ItemDocumentsRead
 
 
 def _database(uri: str) -> Any:
     return MongoClient(uri).get_default_database()
+
+
+def _as_stored_before_pages(uri: str) -> None:
+    """Make the stored sessions look as this version found them: no pages, no flags."""
+    database = _database(uri)
+    database[PAGES_COLLECTION].delete_many({})
+    database["items"].update_many({}, {"$unset": {"settled": ""}})
+
+
+def _assert_lean(found: SessionState | None, state: SessionState) -> None:
+    """``found`` holds ``state``'s open files, and its other files as settled."""
+    assert found is not None
+    assert set(found.settled) == set(state.items) - OPEN
+    assert set(found.items) == OPEN
 
 
 def _reading(uri: str) -> tuple[MongoBackend, ItemDocumentsRead]:
@@ -128,29 +121,21 @@ def test_an_unreadable_row_is_not_trusted(mongo_uri: str) -> None:
     backend.save(state)
     _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$push": {"rows": ["x", 1]}})
     found = MongoBackend(mongo_uri).load_unsettled("lean")
-    assert found is not None
-    assert set(found.settled) == set(state.items) - OPEN
-    assert set(found.items) == OPEN
+    _assert_lean(found, state)
 
 
 def test_a_session_stored_before_pages_loads_as_it_did(mongo_uri: str) -> None:
     state = settled_and_open()
     MongoBackend(mongo_uri).save(state)
-    database = _database(mongo_uri)
-    database[PAGES_COLLECTION].delete_many({})
-    database["items"].update_many({}, {"$unset": {"settled": ""}})
+    _as_stored_before_pages(mongo_uri)
     found = MongoBackend(mongo_uri).load_unsettled("lean")
-    assert found is not None
-    assert set(found.settled) == set(state.items) - OPEN
-    assert set(found.items) == OPEN
+    _assert_lean(found, state)
 
 
 def test_a_session_stored_before_pages_keeps_loading_once_pages_begin(mongo_uri: str) -> None:
     state = settled_and_open()
     MongoBackend(mongo_uri).save(state)
-    database = _database(mongo_uri)
-    database[PAGES_COLLECTION].delete_many({})
-    database["items"].update_many({}, {"$unset": {"settled": ""}})  # as stored before pages
+    _as_stored_before_pages(mongo_uri)
     backend = MongoBackend(mongo_uri)
     stored = backend.load("lean")
     assert stored is not None
@@ -243,7 +228,7 @@ def _next_checkpoint(state: SessionState) -> SessionState:
 def _assert_loads_as_stored(uri: str) -> None:
     """No file missing, none settled that its own document does not say is, none invented:
     by the order of the writes alone (the pages trusted without the count that guards them)."""
-    with patch.object(MongoBackend, "_adds_up", lambda *_: True):
+    with patch.object(MongoBackend, "_adds_up", staticmethod(lambda *_: True)):
         loaded = MongoBackend(uri).load_unsettled("lean")
     if loaded is None:
         return  # a first save cut before the session's document: nothing is stored yet

@@ -85,7 +85,6 @@ class MongoSettledPages:
         _sessions: Collection[dict[str, Any]]
         _items: Collection[dict[str, Any]]
         _batches: Collection[dict[str, Any]]
-        _summary_docs: Collection[dict[str, Any]]
         _settled_pages: Collection[dict[str, Any]]
         _last_pages: dict[str, tuple[int, int]]
 
@@ -190,8 +189,6 @@ class MongoSettledPages:
             )
         except KeyError as error:
             raise StateCorruptError(f"an item without {error.args[0]!r}") from None
-        if from_pages and not self._adds_up(session_id, len(open_items) + len(settled)):
-            return self._read_unsettled(session_id, pages=False)
         keys = list(open_items)
         items = []
         for start in range(0, len(keys), KEYS_PER_QUERY):
@@ -200,10 +197,13 @@ class MongoSettledPages:
             items += list(self._items.find(query, ITEM_HIDDEN))
         finished = {"session_id": session_id, "status": {"$in": list(FINISHED_BATCH_STATUSES)}}
         indexes = [int(index) for index in self._batches.distinct("batch_index", finished)]
-        return self._rest(session_id, meta, items, open_batches=True), settled, indexes
+        found = self._rest(session_id, meta, items, open_batches=True)
+        if from_pages and not self._adds_up(found[3], len(open_items) + len(settled)):
+            return self._read_unsettled(session_id, pages=False)
+        return found, settled, indexes
 
-    def _adds_up(self, session_id: str, files: int) -> bool:
+    @staticmethod
+    def _adds_up(summary: dict[str, Any] | None, files: int) -> bool:
         """Whether the session's stored summary counts ``files`` files (the pages and the
         open files read are then the whole session)."""
-        summary = self._summary_docs.find_one({"_id": session_id}, {"files": 1})
         return summary is not None and summary.get("files") == files
