@@ -209,8 +209,8 @@ def _dry_run(
     import dataclasses
     import json
 
+    from q2google.dry_run import dry_run
     from q2google.progress import human_bytes
-    from q2google.run import dry_run
 
     report = asyncio.run(
         dry_run(

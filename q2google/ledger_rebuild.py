@@ -28,7 +28,7 @@ from q2google.gphotos.quota import RequestMeter, in_words
 from q2google.photos import GooglePhotoLibraryPort, GooglePhotosClient
 from q2google.retry import RetryableStatusError, describe
 from q2google.stages.marker import file_of, item_key_in, media_type_in
-from q2google.state import DeliveryLedger, ItemState, SyncStateBackend, build_backend
+from q2google.state import DeliveryLedger, ItemState, SyncStateBackend, opened_backend
 from q2google.state.claims import LedgerLookups, LedgerRepair
 from q2google.state.ledger import REBUILD_FIX
 from q2google.state.request_counts import RequestCounts
@@ -102,16 +102,16 @@ async def rebuild_ledger(
         StateError: The state backend failed.
     """
     await asyncio.to_thread(GooglePhotosOAuth.from_settings(settings).load)
-    backend = build_backend(settings)
-    counts = backend if isinstance(backend, RequestCounts) else None
-    async with GooglePhotosClient.from_settings(settings, counts=counts, clock=clock) as photos:
-        return await rebuild_from(
-            photos,
-            backend,
-            on_progress=on_progress,
-            interval=settings.progress_interval_seconds,
-            clock=clock,
-        )
+    with opened_backend(settings) as backend:
+        counts = backend if isinstance(backend, RequestCounts) else None
+        async with GooglePhotosClient.from_settings(settings, counts=counts, clock=clock) as photos:
+            return await rebuild_from(
+                photos,
+                backend,
+                on_progress=on_progress,
+                interval=settings.progress_interval_seconds,
+                clock=clock,
+            )
 
 
 async def rebuild_from(

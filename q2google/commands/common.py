@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from q2google.config import Q2GoogleSettings
     from q2google.progress import ProgressMode
     from q2google.run import RunSummary
+    from q2google.state import SyncStateBackend
 
 T = TypeVar("T")
 
@@ -31,6 +32,13 @@ def load_settings(**overrides: object) -> Q2GoogleSettings:
 
 _shown: set[str] = set()
 """Notices already printed by this process."""
+
+
+def command_backend(context: typer.Context, settings: Q2GoogleSettings) -> SyncStateBackend:
+    """The state backend ``settings`` select, closed when the command of ``context`` ends."""
+    from q2google.state import opened_backend
+
+    return context.with_resource(opened_backend(settings))
 
 
 def checked_session_id(session: str) -> str:

@@ -11,6 +11,7 @@ from q2google.commands.common import (
     AsJson,
     Concurrency,
     checked_session_id,
+    command_backend,
     load_settings,
     progress_mode,
     report_run,
@@ -28,15 +29,14 @@ sessions_app = typer.Typer(
 
 
 @sessions_app.command("list")
-def sessions_list(as_json: AsJson = False) -> None:
+def sessions_list(context: typer.Context, as_json: AsJson = False) -> None:
     """List stored sessions with their status, file counts and size."""
     import json
 
     from q2google.sessions import catalogue, list_sessions, to_deliver
-    from q2google.state import build_backend
     from q2google.units import human_bytes
 
-    backend, ids = catalogue(build_backend(load_settings()))
+    backend, ids = catalogue(command_backend(context, load_settings()))
     summaries = list_sessions(backend, ids)
     if as_json:
         typer.echo(json.dumps([summary.to_dict() for summary in summaries]))
@@ -85,18 +85,19 @@ def _report_corrupt(summaries: list[SessionSummary]) -> None:
 
 @sessions_app.command("show")
 def sessions_show(
-    session: Annotated[str, typer.Argument(help="Session id.")], as_json: AsJson = False
+    context: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    as_json: AsJson = False,
 ) -> None:
     """Show a session: its window, counts per status and stage, and each failed file's error."""
     import json
 
     from q2google.sessions import load_existing, summarize
     from q2google.stages.quota_watch import quota_report
-    from q2google.state import build_backend
     from q2google.units import human_bytes
 
     settings = load_settings()
-    backend = build_backend(settings)
+    backend = command_backend(context, settings)
     state = load_existing(backend, checked_session_id(session))
     summary = summarize(state)
     quota = quota_report(settings, backend, state)
@@ -183,16 +184,16 @@ def sessions_retry(
 
 @sessions_app.command("delete")
 def sessions_delete(
+    context: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a session's state (its files stay in Google Photos and are not sent again)."""
     from q2google.errors import StateCorruptError
     from q2google.sessions import catalogue, delete_session, summarize
-    from q2google.state import build_backend
     from q2google.state.lease import SessionLeasing
 
-    backend, ids = catalogue(build_backend(load_settings()))
+    backend, ids = catalogue(command_backend(context, load_settings()))
     try:
         state = backend.load(checked_session_id(session))
         summary = summarize(state) if state is not None else None

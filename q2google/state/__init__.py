@@ -15,7 +15,8 @@ callable taking the settings; either way it returns a :class:`SyncStateBackend`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -84,6 +85,7 @@ __all__ = [
     "load_to_run",
     "make_item_key",
     "new_session",
+    "opened_backend",
     "session_lease",
     "validate_session_id",
 ]
@@ -131,6 +133,26 @@ def build_backend(settings: Q2GoogleSettings) -> SyncStateBackend:
             f"the backend registered for {scheme}:// has no load/save methods"
         )
     return backend
+
+
+@contextmanager
+def opened_backend(settings: Q2GoogleSettings) -> Iterator[SyncStateBackend]:
+    """Build the backend ``settings`` select (:func:`build_backend`) and close it after use.
+
+    A backend with a ``close()`` method (MongoDB's connection pool) is closed on the way out,
+    whatever happened; one without is left as it is.
+
+    Raises:
+        UnknownBackendError: As :func:`build_backend`.
+        BackendUnavailableError: As :func:`build_backend`.
+    """
+    backend = build_backend(settings)
+    try:
+        yield backend
+    finally:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
 
 
 def _scheme_of(uri: str) -> str:

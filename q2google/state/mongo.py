@@ -62,6 +62,7 @@ from q2google.state.base import (
 from q2google.state.mongo_claims import MongoLedgerClaims
 from q2google.state.mongo_counts import MongoRequestCounts
 from q2google.state.mongo_errors import MongoErrors, host_of, uri_wait_seconds
+from q2google.state.mongo_exit import release_stopped_monitors
 from q2google.state.mongo_lease import DEFAULT_LEASE_TTL_SECONDS, MongoLeases, refuse_without_lease
 from q2google.state.mongo_pages import (
     ITEM_HIDDEN,
@@ -172,8 +173,9 @@ class MongoBackend(
         return cls(settings.state_uri)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and stop the client's monitors (the process exits at once)."""
         self._client.close()
+        release_stopped_monitors()
 
     # -- SyncStateBackend ------------------------------------------------------------------
 
