@@ -42,3 +42,20 @@ class ItemDocumentsRead(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+class BatchQueries(monitoring.CommandListener):
+    """The filters of the ``find`` commands sent to ``batches``, in order."""
+
+    def __init__(self) -> None:
+        self.filters: list[dict[str, object]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "batches":
+            self.filters.append(dict(event.command.get("filter", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

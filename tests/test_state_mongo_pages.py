@@ -12,13 +12,14 @@ import pytest
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
+from q2google.errors import StateCorruptError
 from q2google.sessions import summarize
-from q2google.state import ItemState, SessionState, StageStatus
+from q2google.state import BatchState, ItemState, SessionState, StageStatus
 from q2google.state.mongo import MongoBackend
 from q2google.state.mongo_pages import PAGE_ROWS, PAGES_COLLECTION
 from q2google.state.settled import settled_item
 from q2google.testing.unsettled_contract import OPEN, SETTLED, settled_and_open
-from tests.mongo_commands import ItemDocumentsRead
+from tests.mongo_commands import BatchQueries, ItemDocumentsRead
 
 
 def _database(uri: str) -> Any:
@@ -58,6 +59,36 @@ def test_a_run_reads_its_open_files_alone_and_the_rest_from_pages(mongo_uri: str
     assert loaded.settled["done007-0"].captured_at == "2024-05-01T10:00:00+00:00"
     assert summarize(loaded) == summarize(state)
     assert read.count == 2 * len(OPEN), "the open files' marks, then their documents: no more"
+
+
+def test_a_run_lists_its_batches_once_and_reads_the_open_ones_alone(mongo_uri: str) -> None:
+    state = settled_and_open()
+    for index, status in enumerate([StageStatus.COMPLETED] * 3 + [StageStatus.FAILED]):
+        state.add_batch(BatchState(batch_index=index, item_keys=("done001-0",), status=status))
+    MongoBackend(mongo_uri).save(state)
+    listener = BatchQueries()
+    client: Any = MongoClient(mongo_uri, event_listeners=[listener])
+    backend = MongoBackend(mongo_uri, client=client)
+
+    loaded = backend.load_unsettled("lean")
+    assert loaded is not None
+    assert not loaded.batches
+    assert loaded.next_batch_index() == 4
+    assert listener.filters == [{"session_id": "lean"}], "one listing, no batch read whole"
+
+    open_batch = BatchState(batch_index=4, item_keys=("uploaded-0",), status=StageStatus.RUNNING)
+    loaded.add_batch(open_batch)
+    backend.save(loaded)
+    listener.filters.clear()
+    again = backend.load_unsettled("lean")
+    assert again is not None
+    assert list(again.batches) == [4]
+    assert again.batches[4] == open_batch
+    assert listener.filters[1:] == [{"session_id": "lean", "batch_index": {"$in": [4]}}]
+
+    _database(mongo_uri)["batches"].update_one({"batch_index": 2}, {"$set": {"batch_index": "2"}})
+    with pytest.raises(StateCorruptError, match="a batch with the index '2'"):
+        backend.load_unsettled("lean")
 
 
 def test_pages_fill_up_and_a_new_one_starts(mongo_uri: str) -> None:

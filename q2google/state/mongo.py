@@ -75,7 +75,6 @@ from q2google.state.mongo_summary import SUMMARIES_COLLECTION, MongoSessionSumma
 from q2google.state.mongo_writing import MongoCheckpoints
 from q2google.state.retrying import retry_transient
 from q2google.state.settled import (
-    FINISHED_BATCH_STATUSES,
     SettledItem,
     settled_item,
 )
@@ -327,16 +326,17 @@ class MongoBackend(
         meta: dict[str, Any],
         items: list[dict[str, Any]] | None,
         *,
-        open_batches: bool = False,
+        open_batches: list[int] | None = None,
     ) -> Found:
-        """The session's batches (those not finished only, if asked) and summary, and its
-        items when not read yet."""
+        """The session's batches (only those of ``open_batches``, when given) and summary,
+        and its items when not read yet."""
         if items is None:
             items = list(self._items.find({"session_id": session_id}, ITEM_HIDDEN))
         query: dict[str, Any] = {"session_id": session_id}
-        if open_batches:
-            query["status"] = {"$nin": list(FINISHED_BATCH_STATUSES)}
-        batches = list(self._batches.find(query, {"_id": 0, "session_id": 0}))
+        if open_batches is not None:
+            query["batch_index"] = {"$in": open_batches}
+        fields = {"_id": 0, "session_id": 0}
+        batches = list(self._batches.find(query, fields)) if open_batches != [] else []
         summary = self._summary_docs.find_one({"_id": session_id}, _HIDDEN)
         return meta, items, batches, summary
 

@@ -94,7 +94,7 @@ class MongoSettledPages:
             meta: dict[str, Any],
             items: list[dict[str, Any]] | None,
             *,
-            open_batches: bool = False,
+            open_batches: list[int] | None = None,
         ) -> Found: ...
 
     def _page_ops(
@@ -195,12 +195,28 @@ class MongoSettledPages:
             chunk = keys[start : start + KEYS_PER_QUERY]
             query = {"session_id": session_id, "item_key": {"$in": chunk}}
             items += list(self._items.find(query, ITEM_HIDDEN))
-        finished = {"session_id": session_id, "status": {"$in": list(FINISHED_BATCH_STATUSES)}}
-        indexes = [int(index) for index in self._batches.distinct("batch_index", finished)]
-        found = self._rest(session_id, meta, items, open_batches=True)
+        finished, still_open = self._batch_indexes(session_id)
+        found = self._rest(session_id, meta, items, open_batches=still_open)
         if from_pages and not self._adds_up(found[3], len(open_items) + len(settled)):
             return self._read_unsettled(session_id, pages=False)
-        return found, settled, indexes
+        return found, settled, finished
+
+    def _batch_indexes(self, session_id: str) -> tuple[list[int], list[int]]:
+        """The indexes of the session's finished batches and of the others, in one query
+        (a run reads only the others whole).
+
+        Raises:
+            StateCorruptError: A batch has no whole-number index.
+        """
+        finished: list[int] = []
+        still_open: list[int] = []
+        fields = {"_id": 0, "batch_index": 1, "status": 1}
+        for doc in self._batches.find({"session_id": session_id}, fields):
+            index = doc.get("batch_index")
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise StateCorruptError(f"a batch with the index {index!r}")
+            (finished if doc.get("status") in FINISHED_BATCH_STATUSES else still_open).append(index)
+        return finished, still_open
 
     @staticmethod
     def _adds_up(summary: dict[str, Any] | None, files: int) -> bool:
