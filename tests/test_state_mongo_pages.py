@@ -3,6 +3,7 @@ their own documents, and a page that is wrong never makes a file disappear or se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -137,7 +138,7 @@ def test_pages_that_do_not_add_up_are_not_trusted(mongo_uri: str) -> None:
     backend = MongoBackend(mongo_uri)
     state = settled_and_open()
     backend.save(state)
-    _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$pop": {"rows": 1}})  # one lost
+    _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$pop": {"chunks": 1}})  # rows lost
     loaded, read = _reading(mongo_uri)
     found = loaded.load_unsettled("lean")
     assert found is not None
@@ -146,13 +147,51 @@ def test_pages_that_do_not_add_up_are_not_trusted(mongo_uri: str) -> None:
     assert read.count > len(state.items), "every file was read again"
 
 
-def test_an_unreadable_row_is_not_trusted(mongo_uri: str) -> None:
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        {"rows": ["x", 1]},  # a row as pages stored them before chunks
+        {"chunks": '[["x", 1]]'},
+        {"chunks": '[["done001-0"'},  # cut short
+        {"chunks": '{"rows": []}'},
+        {"chunks": 7},
+    ],
+)
+def test_an_unreadable_row_is_not_trusted(mongo_uri: str, garbage: dict[str, Any]) -> None:
     backend = MongoBackend(mongo_uri)
     state = settled_and_open()
     backend.save(state)
-    _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$push": {"rows": ["x", 1]}})
-    found = MongoBackend(mongo_uri).load_unsettled("lean")
+    _database(mongo_uri)[PAGES_COLLECTION].update_many({}, {"$push": garbage})
+    loaded, read = _reading(mongo_uri)
+    found = loaded.load_unsettled("lean")
     _assert_lean(found, state)
+    assert read.count > len(state.items), "every file was read again"
+
+
+def test_pages_stored_as_rows_before_chunks_keep_loading_and_growing(mongo_uri: str) -> None:
+    backend = MongoBackend(mongo_uri)
+    state = settled_and_open()
+    backend.save(state)
+    pages = _database(mongo_uri)[PAGES_COLLECTION]
+    for page in pages.find():  # as the version before chunks wrote them
+        rows = [row for chunk in page["chunks"] for row in json.loads(chunk)]
+        pages.update_one({"_id": page["_id"]}, {"$set": {"rows": rows}, "$unset": {"chunks": 1}})
+    stored = MongoBackend(mongo_uri).load_unsettled("lean")
+    assert stored is not None
+    _assert_lean(stored, state)
+    stored.items["uploaded-0"].create_status = StageStatus.COMPLETED
+    stored.items["uploaded-0"].media_item_id = "google-uploaded"
+    MongoBackend(mongo_uri).save(stored)  # its row follows the old rows, in a chunk
+
+    (page,) = pages.find()
+    assert page["rows"]
+    assert [row[0] for chunk in page["chunks"] for row in json.loads(chunk)] == ["uploaded-0"]
+    loaded, read = _reading(mongo_uri)
+    found = loaded.load_unsettled("lean")
+    assert found is not None
+    assert set(found.items) == OPEN - {"uploaded-0"}
+    assert set(found.settled) == set(state.items) - OPEN | {"uploaded-0"}
+    assert read.count == 2 * len(found.items), "the open files alone: the pages were trusted"
 
 
 def test_a_session_stored_before_pages_loads_as_it_did(mongo_uri: str) -> None:

@@ -2,11 +2,16 @@
 so that a run reads the keys and marks of its settled files from a few documents, not one
 document each (a SecantusDB server reads about 40 µs a document: 4 s at 100,000 files).
 
-``settled_pages`` holds one document per ``(session_id, page)``: ``rows``, the
-:func:`~q2google.state.settled.settled_row` of each file in the order it settled, and their
-``count``. A checkpoint writes its files' documents flagged open, then appends the rows of
-those that settle to the session's last page (a new page past :data:`PAGE_ROWS`), then flags
-them ``settled`` (:data:`SETTLED_FLAG`), in one ordered write: cut short anywhere, it leaves
+``settled_pages`` holds one document per ``(session_id, page)``: ``chunks``, the
+:func:`~q2google.state.settled.settled_row` of each file in the order it settled, as one JSON
+text per checkpoint (a server reads a few strings a page, not six values a file: at 100,000
+files, 0.15 s instead of 0.7 s on SecantusDB), and their ``count``. Pages written before
+chunks hold ``rows``, the rows themselves, which are still read (before the page's chunks,
+which a later checkpoint may have appended).
+
+A checkpoint writes its files' documents flagged open, then appends the rows of those that
+settle to the session's last page (a new page past :data:`PAGE_ROWS`), then flags them
+``settled`` (:data:`SETTLED_FLAG`), in one ordered write: cut short anywhere, it leaves
 no flagged file without its row and no row without its file. (A new session's first save
 writes the rows, then its files flagged: it exists once its metadata, written last, does.)
 A run then reads the files not flagged (through an index) and the pages; a file's own document
@@ -21,7 +26,8 @@ pages are never flagged, so a run reads them each time, as before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pymongo import DESCENDING, DeleteMany, UpdateOne
@@ -56,6 +62,21 @@ Found = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[s
 PageOps = list[tuple[Any, type[Any], tuple[Any, ...], dict[str, Any]]]
 """``(collection, operation class, arguments, keyword arguments)``, as a checkpoint's write
 gathers its operations."""
+
+
+def page_rows(page: Mapping[str, Any]) -> list[Any] | None:
+    """A page's rows in the order they were appended: its ``rows`` (written before chunks),
+    then those of each chunk; ``None`` when a chunk is not a JSON list."""
+    rows = list(page.get("rows") or ())
+    for chunk in page.get("chunks") or ():
+        try:
+            decoded = json.loads(chunk) if isinstance(chunk, str) else None
+        except ValueError:
+            return None
+        if not isinstance(decoded, list):
+            return None
+        rows += decoded
+    return rows
 
 
 class PagePlan(NamedTuple):
@@ -124,7 +145,8 @@ class MongoSettledPages:
                 page, count = page + 1, 0
             taken, pending = pending[: PAGE_ROWS - count], pending[PAGE_ROWS - count :]
             where = {"session_id": session_id, "page": page}
-            append = {"$push": {"rows": {"$each": taken}}, "$inc": {"count": len(taken)}}
+            chunk = json.dumps(taken, separators=(",", ":"), ensure_ascii=False)
+            append = {"$push": {"chunks": chunk}, "$inc": {"count": len(taken)}}
             rows.append((self._settled_pages, UpdateOne, (where, append), {"upsert": True}))
             count += len(taken)
         flag = {"$set": {SETTLED_FLAG: True}}
@@ -151,9 +173,12 @@ class MongoSettledPages:
         settled: dict[str, SettledItem] = {}
         last = (0, 0)
         query = {"session_id": session_id}
-        fields = {"_id": 0, "page": 1, "count": 1, "rows": 1}
+        fields = {"_id": 0, "page": 1, "count": 1, "rows": 1, "chunks": 1}
         for page in self._settled_pages.find(query, fields).sort("page", 1):
-            for row in page.get("rows") or ():
+            rows = page_rows(page)
+            if rows is None:
+                return None
+            for row in rows:
                 parsed = from_settled_row(row)
                 if parsed is None:
                     return None
