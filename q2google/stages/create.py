@@ -104,6 +104,7 @@ class CreateStage:
         self.clock = clock
         self.batch_size = max(1, min(MAX_BATCH_CREATE_ITEMS, library_batch_size))
         self._ready: list[ItemState] = []
+        self._queued: set[str] = set()  # the keys of _ready (thousands wait behind a slow call)
         self._lock = asyncio.Lock()
         self._sending: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -143,7 +144,7 @@ class CreateStage:
             raise self._failure
         self._queue(item)
         full = len(self._ready) >= self.batch_size
-        if (full or self._oldest_token_age() > TOKEN_FLUSH_AGE) and self._sending is None:
+        if self._sending is None and (full or self._oldest_token_age() > TOKEN_FLUSH_AGE):
             self._sending = asyncio.create_task(self.flush(state, whole_batches_only=full))
 
     async def drain(self) -> None:
@@ -157,7 +158,8 @@ class CreateStage:
             raise failure
 
     def _queue(self, item: ItemState) -> None:
-        if all(queued.item_key != item.item_key for queued in self._ready):
+        if item.item_key not in self._queued:
+            self._queued.add(item.item_key)
             self._ready.append(item)
 
     async def flush(self, state: SessionState, *, whole_batches_only: bool = False) -> None:
@@ -168,6 +170,7 @@ class CreateStage:
                     self._ready[: self.batch_size],
                     self._ready[self.batch_size :],
                 )
+                self._queued.difference_update(item.item_key for item in batch_items)
                 await self._create(state, batch_items)
 
     async def settle(self, state: SessionState) -> None:
