@@ -6,9 +6,8 @@ document each (a SecantusDB server reads about 40 µs a document: 4 s at 100,000
 :func:`~q2google.state.settled.settled_row` of each file in the order it settled, as one JSON
 text per checkpoint (a server reads a few strings a page, not six values a file: 100 pages
 read and parsed in 0.15 s instead of 0.7 s on SecantusDB, on a busy 2-core machine), and
-their ``count``. Pages written before
-chunks hold ``rows``, the rows themselves, which are still read (before the page's chunks,
-which a later checkpoint may have appended).
+their ``count``. Pages written before chunks hold ``rows``, the rows themselves, which are
+still read (before the page's chunks, which a later checkpoint may have appended).
 
 A checkpoint writes its files' documents flagged open, then appends the rows of those that
 settle to the session's last page (a new page past :data:`PAGE_ROWS`), then flags them
