@@ -41,6 +41,19 @@ def _assert_lean(found: SessionState | None, state: SessionState) -> None:
     assert set(found.items) == OPEN
 
 
+def _delivered(media_id: str, *, size: int) -> ItemState:
+    """A new file that is already in Google Photos: it settles at its first save."""
+    return ItemState(
+        media_id=media_id,
+        file_name=f"{media_id}.JPG",
+        size_bytes=size,
+        discovery_status=StageStatus.COMPLETED,
+        transfer_status=StageStatus.COMPLETED,
+        create_status=StageStatus.COMPLETED,
+        media_item_id=f"google-{media_id}",
+    )
+
+
 def _reading(uri: str) -> tuple[MongoBackend, ItemDocumentsRead]:
     listener = ItemDocumentsRead()
     client: Any = MongoClient(uri, event_listeners=[listener])
@@ -99,17 +112,7 @@ def test_pages_fill_up_and_a_new_one_starts(mongo_uri: str) -> None:
     loaded = backend.load("lean")
     assert loaded is not None
     for number in range(PAGE_ROWS + 10):
-        loaded.add_item(
-            ItemState(
-                media_id=f"more{number:04d}",
-                file_name="more.JPG",
-                size_bytes=10,
-                discovery_status=StageStatus.COMPLETED,
-                transfer_status=StageStatus.COMPLETED,
-                create_status=StageStatus.COMPLETED,
-                media_item_id=f"google-more-{number}",
-            )
-        )
+        loaded.add_item(_delivered(f"more{number:04d}", size=10))
     backend.save(loaded)
     pages = _database(mongo_uri)[PAGES_COLLECTION]
     assert sorted(page["count"] for page in pages.find()) == [10 + SETTLED, PAGE_ROWS]
@@ -281,17 +284,7 @@ def _next_checkpoint(state: SessionState) -> SessionState:
     state.items["done001-0"].added_to_album = None
     state.items["done001-0"].transfer_status = StageStatus.SKIPPED
     for number in range(3):
-        state.add_item(
-            ItemState(
-                media_id=f"late{number}",
-                file_name="late.JPG",
-                size_bytes=5,
-                discovery_status=StageStatus.COMPLETED,
-                transfer_status=StageStatus.COMPLETED,
-                create_status=StageStatus.COMPLETED,
-                media_item_id=f"google-late-{number}",
-            )
-        )
+        state.add_item(_delivered(f"late{number}", size=5))
     return state
 
 
