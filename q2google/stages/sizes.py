@@ -14,21 +14,22 @@ from q2google.state import ItemState, SessionState
 
 
 def largest_first(state: SessionState, items: Iterable[ItemState]) -> list[ItemState]:
-    """``items`` largest first, by :func:`expected_size`; files of unknown size last, in
-    discovery order."""
-    shares = _shares(state)
+    """``items`` largest first, by :func:`expected_size`; files of the same size, and files of
+    unknown size (last), in discovery order.
 
-    def order(item: ItemState) -> tuple[bool, int, int]:
-        size = expected_size(item, shares)
-        return size is None, -(size or 0), item.position
-
-    return sorted(items, key=order)
+    Sorted by keys the items already hold where they can (a photo's size, its position): 100,000
+    files need no key objects of their own.
+    """
+    ordered = sorted(items, key=_position)
+    shares = _shares(state, ordered)
+    ordered.sort(key=lambda item: _size_or_less(item, shares), reverse=True)  # stable
+    return ordered
 
 
 def bytes_to_send(state: SessionState, items: list[ItemState]) -> int:
     """Bytes ``items`` still have to send: :func:`expected_size` less what Google already
     holds of an upload under way; a file of unknown size counts as the mean of the others."""
-    shares = _shares(state)
+    shares = _shares(state, items)
     sizes = [expected_size(item, shares) for item in items]
     known = [size for size in sizes if size is not None]
     mean = sum(known) // len(known) if known else 0
@@ -44,7 +45,8 @@ def expected_size(item: ItemState, shares: dict[str, int]) -> int | None:
 
     Args:
         item: The file.
-        shares: Files per media of the session (:func:`_shares`).
+        shares: Files per media of the session, for the media of files of unknown size
+            (:func:`_shares`).
     """
     if item.size_bytes is not None:
         return item.size_bytes
@@ -53,8 +55,25 @@ def expected_size(item: ItemState, shares: dict[str, int]) -> int | None:
     return item.media_size_bytes // max(1, shares.get(item.media_id, 1))
 
 
-def _shares(state: SessionState) -> dict[str, int]:
-    files: dict[str, int] = {}
-    for item in state.items.values():
-        files[item.media_id] = files.get(item.media_id, 0) + 1
+def _shares(state: SessionState, items: Iterable[ItemState]) -> dict[str, int]:
+    """Files per media in ``state``, for the media of ``items`` sized by their media alone
+    (none for a library of photos, whose rows give each one's size)."""
+    files = dict.fromkeys(
+        (item.media_id for item in items if item.size_bytes is None and item.media_size_bytes),
+        0,
+    )
+    if files:
+        for item in state.items.values():
+            if item.media_id in files:
+                files[item.media_id] += 1
     return files
+
+
+def _position(item: ItemState) -> int:
+    return item.position
+
+
+def _size_or_less(item: ItemState, shares: dict[str, int]) -> int:
+    """:func:`expected_size`, or -1 when unknown (after every known size, largest first)."""
+    size = expected_size(item, shares)
+    return -1 if size is None else size

@@ -10,12 +10,13 @@ bytes, so a session of 100,000 files compacts in a few MiB, not in the journal's
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from q2google.errors import StateError
-from q2google.state.local_journal import last_lines
+from q2google.state.local_journal import committed_records
 from q2google.state.local_journal_format import encode_records
 
 COMPACT_FACTOR = 2
@@ -61,19 +62,116 @@ def compacted(
         StateError: It cannot be read (also while the chunks are read).
         StateCorruptError: A line of its committed checkpoints cannot be read.
     """
+    items = list(items)
     changed = encode_records([] if meta is None else [("meta", None, meta)])
     changed.update(encode_records(("batch", index, data) for index, data in batches))
     changed.update(encode_records(("item", key, data) for key, data in items))
-    last = last_lines(path, committed)
-    kept = bytearray(committed + 1)  # 1 at the lines copied as they are
-    for kind, numbers in last.items():
-        for key, number in numbers.items():
-            if (kind, key) not in changed:
-                kept[number] = 1
+    try:
+        last = LastLines.of(path, committed, by_position=True)
+    except SharedPositionError:  # positions do not tell this journal's items apart
+        last = LastLines.of(path, committed, by_position=False)
+    kept = last.kept(committed, changed, items)
     copied = sum(kept)
     del last
     lines = copied + len(changed) + 1
     return _chunks(path, kept, list(changed.values()), lines - 1), lines
+
+
+class SharedPositionError(Exception):
+    """Two items of a journal, of different keys, are at the same position."""
+
+
+class LastLines:
+    """The line of each record's last version in a journal, read streaming.
+
+    An item's line is in :attr:`by_position`, at the item's position in its session (unique
+    per key: :meth:`~q2google.state.SessionState.add_item` gives them in turn), with a hash of
+    its key beside it in :attr:`key_hashes`; the metadata's, the batches', and those of items
+    without a position are in :attr:`others`, by kind and key. A slot claimed by a second key
+    raises :class:`SharedPositionError` (and the caller reads the journal again by key), so
+    that an item's last line is never taken for another's.
+
+    Attributes:
+        by_position: The line (from 1; 0 for none) of each position's item.
+        key_hashes: ``hash(item_key)`` of each position's item.
+        others: The other records' lines, by kind and key.
+    """
+
+    def __init__(self) -> None:
+        self.by_position = array("q")
+        self.key_hashes = array("q")
+        self.others: dict[tuple[str, Any], int] = {}
+
+    @classmethod
+    def of(cls, path: Path, committed: int, *, by_position: bool) -> LastLines:
+        """Read the journal ``path`` whose first ``committed`` lines are its committed
+        checkpoints (as its backend last read or wrote it).
+
+        Args:
+            path: The journal.
+            committed: How many lines its committed checkpoints are.
+            by_position: Keep items' lines by their positions (else by key, as the others).
+
+        Raises:
+            StateError: It cannot be read.
+            StateCorruptError: A line of its committed checkpoints cannot be read, or they
+                are shorter than said (the file changed since).
+            SharedPositionError: With ``by_position``, two keys share a position.
+        """
+        last = cls()
+        for number, kind, key, data in committed_records(path, committed):
+            position = data.get("position") if kind == "item" else None
+            if by_position and type(position) is int and 0 <= position < committed:
+                last._put(position, hash(key), number)
+            else:
+                last.others[kind, key] = number
+        return last
+
+    def _put(self, position: int, key_hash: int, number: int) -> None:
+        """Record ``number`` as the line of the item at ``position``."""
+        if position >= len(self.by_position):
+            more = max(position + 1, 2 * len(self.by_position), 1024) - len(self.by_position)
+            self.by_position.frombytes(bytes(more * self.by_position.itemsize))
+            self.key_hashes.frombytes(bytes(more * self.key_hashes.itemsize))
+        elif self.by_position[position] and self.key_hashes[position] != key_hash:
+            raise SharedPositionError(f"two items at position {position}")
+        self.by_position[position] = number
+        self.key_hashes[position] = key_hash
+
+    def kept(
+        self,
+        committed: int,
+        changed: Mapping[tuple[str, Any], bytes],
+        items: Iterable[tuple[str, Mapping[str, Any]]],
+    ) -> bytearray:
+        """The lines to copy as they are: a 1 at the last line of each record not changed.
+
+        A changed item whose position moved keeps its earlier line too: its new line comes
+        after it, and a later line of a key replaces the earlier one.
+
+        Args:
+            committed: How many lines the journal's committed checkpoints are.
+            changed: The changed records, by kind and key.
+            items: The changed items, as ``(item_key, data)`` pairs.
+        """
+        kept = bytearray(committed + 1)
+        for record, number in self.others.items():
+            if record not in changed:
+                kept[number] = 1
+        for number in self.by_position:
+            if number:
+                kept[number] = 1
+        slots = len(self.by_position)
+        for key, data in items:
+            position = data.get("position")
+            if (
+                type(position) is int
+                and 0 <= position < slots
+                and self.by_position[position]
+                and self.key_hashes[position] == hash(key)
+            ):
+                kept[self.by_position[position]] = 0
+        return kept
 
 
 def _chunks(path: Path, kept: bytearray, changed: list[bytes], records: int) -> Iterator[bytes]:

@@ -146,25 +146,23 @@ def read_journal(
     return journal
 
 
-def last_lines(path: Path, committed: int) -> dict[str, dict[Any, int]]:
-    """The line of each record's last version in a journal whose first ``committed`` lines
-    are its committed checkpoints (as its backend last read or wrote it), read streaming: a
-    line number per record is all it holds.
+def committed_records(path: Path, committed: int) -> Iterator[tuple[int, str, Any, Any]]:
+    """The records of a journal whose first ``committed`` lines are its committed checkpoints
+    (as its backend last read or wrote it), read streaming: a chunk of lines at a time.
 
     Args:
         path: The journal.
         committed: How many lines its committed checkpoints are.
 
-    Returns:
-        By kind (``meta``, ``item``, ``batch``), the line number (from 1) by key (the
-        metadata's key is ``None``): a dict per kind, so that 100,000 keys cost no tuple each.
+    Yields:
+        Each record's line number (from 1), kind (``meta``, ``item``, ``batch``), key
+        (``None`` for the metadata) and data; commit lines are passed over.
 
     Raises:
         StateError: It cannot be read.
         StateCorruptError: A line of its committed checkpoints cannot be read, or they are
             shorter than said (the file changed since).
     """
-    last: dict[str, dict[Any, int]] = {kind: {} for kind in _RECORD_KINDS}
     number = 0
     try:
         with path.open("rb") as handle:
@@ -174,14 +172,13 @@ def last_lines(path: Path, committed: int) -> dict[str, dict[Any, int]]:
                     number += 1
                     kind, key, content = _classify(value)
                     if kind in _RECORD_KINDS:
-                        last[kind][key] = number
+                        yield number, kind, key, content
                     elif kind == "unreadable":
                         raise StateCorruptError(f"{path}: line {number}: {content}")
     except OSError as error:
         raise StateError(f"cannot read {path}: {error.strerror or error}") from error
     if number < committed:
         raise StateCorruptError(f"{path}: ends at line {number}, before its last commit")
-    return last
 
 
 class _Record(NamedTuple):
