@@ -4,6 +4,7 @@ one file per record (real files; a kill at every instant of a save is in
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tracemalloc
@@ -22,6 +23,7 @@ from q2google.state import (
     SessionState,
     StageStatus,
     local_compaction,
+    local_writing,
 )
 from q2google.state.ledger import new_ledger
 from q2google.state.local import JsonFileBackend
@@ -227,6 +229,13 @@ def test_the_journal_is_compacted_and_keeps_every_record(
     backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 50)
+    collector_on: list[bool] = []  # the run's other threads make garbage meanwhile
+
+    def compacted_watched(*args: Any) -> Any:
+        collector_on.append(gc.isenabled())
+        return compacted(*args)
+
+    monkeypatch.setattr(local_writing, "compacted", compacted_watched)
     state = sample_session("trip", items=20)
     backend.save(state)
     path = _journal(backend)
@@ -246,6 +255,7 @@ def test_the_journal_is_compacted_and_keeps_every_record(
         longest = max(longest, len(journal_lines(path)))
         assert len(journal_lines(path)) <= 2 * live + 50 + 4
     assert rewrites > 2, "rewritten several times"
+    assert collector_on == [True] * rewrites
     assert longest > 2 * live, "but not at every save"
     assert not list(path.parent.glob(".*.tmp")), "no temporary file left"
     assert loaded_from(backend.state_dir).to_dict() == state.to_dict()

@@ -118,11 +118,12 @@ class JsonSessionWriting:
             payload, lines = encode_checkpoint(changes.meta, changes.items, changes.batches)
             self._tracked.pop(session_id, None)  # until the journal is known again
             if needs_compaction(tracked.mark.lines + lines, tracked.mark.live):
-                with gc_paused():
-                    chunks, lines = compacted(
-                        path, tracked.mark.lines, changes.meta, changes.items, changes.batches
-                    )
-                    tracked.mark = write_journal(path, chunks, lines, durable=self.durable)
+                # The collector stays on: the run goes on meanwhile, and its garbage with it
+                # (paused, it left 13 MiB behind at each compaction of 100,000 files).
+                chunks, lines = compacted(
+                    path, tracked.mark.lines, changes.meta, changes.items, changes.batches
+                )
+                tracked.mark = write_journal(path, chunks, lines, durable=self.durable)
             else:
                 tracked.mark = append_checkpoint(
                     path, payload, lines, tracked.mark, durable=self.durable
