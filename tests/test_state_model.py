@@ -160,6 +160,22 @@ def test_record_and_clear_error() -> None:
     assert state.has_pending_changes
 
 
+def test_items_without_errors_share_one_empty_mapping_that_refuses_edits() -> None:
+    state = _session()
+    first = state.add_item(ItemState(media_id="m", file_name="a.JPG"))
+    loaded = ItemState.from_dict({**first.to_dict(), "item_key": "n-0", "media_id": "n"})
+    assert first.errors is loaded.errors == {}
+    with pytest.raises(TypeError, match="replaced, not changed in place"):
+        first.errors[StageName.CREATE] = ErrorRecord(stage=StageName.CREATE, message="boom")
+    assert loaded.errors == {}
+
+    first.record_error(ErrorRecord(stage=StageName.CREATE, message="boom"))
+    assert set(first.errors) == {StageName.CREATE}
+    assert loaded.errors == {}, "an item's errors are its own once it has some"
+    first.clear_error(StageName.CREATE)
+    assert first.errors is loaded.errors
+
+
 def test_items_with_filters_by_stage_status() -> None:
     state = sample_session(items=6)
     failed = state.items_with(StageName.TRANSFER, StageStatus.FAILED)

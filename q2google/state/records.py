@@ -218,6 +218,24 @@ class Exclusion(BaseModel):
     occurred_at: str = Field(default_factory=utc_now_iso)
 
 
+class _NoErrors(dict["StageName", ErrorRecord]):
+    """The errors of an item that has none: one read-only mapping shared by every such item
+    (100,000 files waiting their turn need no empty dict each: 6 MiB)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("an item's errors are replaced, not changed in place: see record_error")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+
+NO_ERRORS: dict[StageName, ErrorRecord] = _NoErrors()
+
+
+def _no_errors() -> dict[StageName, ErrorRecord]:
+    return NO_ERRORS
+
+
 @dataclass(slots=True, kw_only=True, config=_RECORD_CONFIG)
 class ItemState(_Record):
     """Progress of one GoPro file through discovery, transfer and create.
@@ -274,9 +292,17 @@ class ItemState(_Record):
     media_item_id: str | None = None
     batch_index: int | None = Field(default=None, ge=0)
     attempts: int = Field(default=0, ge=0)
-    errors: dict[StageName, ErrorRecord] = Field(default_factory=dict)
+    errors: dict[StageName, ErrorRecord] = Field(default_factory=_no_errors)
     exclusion: Exclusion | None = None
     added_to_album: str | None = None
+
+    @field_validator("errors")
+    @classmethod
+    def _shared_when_empty(
+        cls, value: dict[StageName, ErrorRecord]
+    ) -> dict[StageName, ErrorRecord]:
+        """No errors: the one shared empty mapping (see :data:`NO_ERRORS`)."""
+        return value or NO_ERRORS
 
     def __post_init__(self) -> None:
         """Derive ``item_key`` from media id and file index when it is not given."""
