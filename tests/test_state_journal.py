@@ -264,6 +264,30 @@ def test_the_journal_is_compacted_and_keeps_every_record(
     assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
 
 
+def test_a_long_journal_is_rewritten_compact_when_its_run_lets_the_session_go(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 5)
+    state = sample_session("trip", items=20)
+    backend.save(state)
+    path = _journal(backend)
+    live = len(journal_lines(path)) - 1  # its records, without the commit line
+    with backend.lease("trip"):
+        for number in range(8):  # 1.25 lines a record and more: not enough to compact
+            state.items[list(state.items)[number]].attempts = 1
+            backend.save(state)
+        long = len(journal_lines(path))
+        assert 1.25 * live + 5 < long <= 2 * live + 5
+    assert len(journal_lines(path)) == live + 1, "rewritten, a line per record"
+    assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
+
+    with backend.lease("trip"):  # a run that changes little leaves the journal as it is
+        state.items["burst0-0"].attempts = 2
+        backend.save(state)
+    assert len(journal_lines(path)) == live + 1 + 2
+    assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
+
+
 def test_a_compaction_copies_the_journal_in_chunks_not_whole(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     padding = "x" * 1000

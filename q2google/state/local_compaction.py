@@ -28,6 +28,19 @@ _WRITE_CHUNK = 1 << 20
 """Bytes of lines gathered per chunk of a rewrite."""
 
 
+TIDY_FACTOR = 1.25
+"""At the end of a run, a journal of more than ``TIDY_FACTOR`` lines per live record (plus
+``COMPACT_SLACK_LINES``) is rewritten (:func:`needs_tidying`)."""
+
+
+def needs_tidying(lines: int, live: int) -> bool:
+    """Whether a journal of ``lines`` lines holding ``live`` records should be rewritten when
+    its run ends: the next run reads it whole, and a nightly run of a finished session appends
+    a few lines only, so the journal a run leaves is what every later run reads (up to twice
+    its records otherwise: 2.7 s instead of 2 s for a nightly run of 100,000 files)."""
+    return lines > TIDY_FACTOR * live + COMPACT_SLACK_LINES
+
+
 def needs_compaction(lines: int, live: int) -> bool:
     """Whether a journal of ``lines`` lines holding ``live`` records should be rewritten.
 

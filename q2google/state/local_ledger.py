@@ -21,10 +21,11 @@ entries it found.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -49,6 +50,7 @@ from q2google.state.local_claims import JsonClaims
 from q2google.state.retrying import on_disk
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 LOCKS_DIR = ".locks"
 ENTRIES_DIR = "items"
@@ -71,6 +73,7 @@ class JsonLeasesAndClaims(JsonClaims):
         def load(self, session_id: str) -> SessionState | None: ...
         def _write_file(self, path: Path, data: dict[str, Any]) -> None: ...
         def _sync_dir(self, directory: Path) -> None: ...
+        def tidy(self, session_id: str) -> bool: ...
 
     # -- SessionLeasing --------------------------------------------------------------------
 
@@ -79,13 +82,20 @@ class JsonLeasesAndClaims(JsonClaims):
         """The session locks, under ``{state_dir}/.locks``."""
         return FileLeases(self.state_dir / LOCKS_DIR)
 
-    def lease(self, session_id: str) -> AbstractContextManager[LeaseHolder]:
-        """Hold ``session_id`` (an OS lock: a dead owner's is free at once).
+    @contextmanager
+    def lease(self, session_id: str) -> Iterator[LeaseHolder]:
+        """Hold ``session_id`` (an OS lock: a dead owner's is free at once); on the way out,
+        its journal is rewritten compact first if it grew long (see ``tidy``).
 
         Raises:
             SessionBusyError: Another run holds it.
         """
-        return self.leases.lease(session_id)
+        with self.leases.lease(session_id) as holder:
+            yield holder
+            try:
+                self.tidy(session_id)
+            except StateError as error:  # the next long save compacts it
+                logger.warning("session %s: journal left as it is: %s", session_id, error)
 
     def lease_holder(self, session_id: str) -> LeaseHolder | None:
         """Who holds ``session_id`` now, or ``None``."""

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 
-from q2google.errors import StateCorruptError
+from q2google.errors import StateCorruptError, StateWriteError
 from q2google.state.base import ItemState, SessionState, StateChanges
-from q2google.state.local_compaction import compacted, needs_compaction
+from q2google.state.local_compaction import compacted, needs_compaction, needs_tidying
 from q2google.state.local_files import (
     BATCHES_DIR,
     ITEMS_DIR,
@@ -76,6 +76,7 @@ class JsonSessionWriting:
         durable: bool
         _tracked: dict[str, TrackedJournal]
 
+        def session_dir(self, session_id: str) -> Path: ...
         def _record_once(self, entries: Sequence[ItemState]) -> None: ...
 
     def _track(
@@ -132,6 +133,36 @@ class JsonSessionWriting:
         if tracked.old_dirs:
             tracked.old_dirs = False
             self._remove_old_dirs(directory)
+
+    def tidy(self, session_id: str) -> bool:
+        """Rewrite a session's journal compact if it is much longer than its records
+        (:func:`~q2google.state.local_compaction.needs_tidying`); call it holding the
+        session's lease (its run ends).
+
+        Returns:
+            Whether it was rewritten (not when this backend has not read or written it, or
+            it changed since).
+
+        Raises:
+            StateError: It cannot be read or rewritten (it is left as it was).
+        """
+        tracked = self._tracked.get(session_id)
+        if tracked is None or not needs_tidying(tracked.mark.lines, tracked.mark.live):
+            return False
+        path = self.session_dir(session_id) / JOURNAL_FILE
+        try:
+            if not tracked.mark.matches(os.stat(path)):
+                return False
+        except OSError:
+            return False
+        self._tracked.pop(session_id, None)  # until the journal is known again
+        chunks, lines = compacted(path, tracked.mark.lines, None, [], [])
+        try:
+            tracked.mark = write_journal(path, chunks, lines, durable=self.durable)
+        except OSError as error:
+            raise StateWriteError(f"cannot rewrite {path}: {error.strerror or error}") from error
+        self._tracked[session_id] = tracked
+        return True
 
     def _rewrite(
         self,
