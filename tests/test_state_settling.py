@@ -77,6 +77,10 @@ def test_files_saved_as_delivered_leave_memory_and_count_the_same(
     assert not state.has_pending_changes
     assert summarize(state) == before
     assert state.settle_saved() == 0  # each save's files leave once
+    counted = backend._summaries._kept["settling"].tracker
+    assert all(entry.mark is counted.mark(key) for key, entry in state.settled.items()), (
+        "a settled file's mark is the one its summary counts, not a copy"
+    )
 
 
 def test_nothing_leaves_unless_the_run_asked(backend: JsonFileBackend) -> None:

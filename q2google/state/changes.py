@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from q2google.state.outcomes import ItemMark
 from q2google.state.records import BatchState, ItemState, _Record, utc_now_iso
 from q2google.state.settled import SettledItem, finished_batch, settled_item
 
@@ -28,6 +29,9 @@ class StateChanges:
         batches: Changed batches as ``(batch_index, data)`` pairs.
         full: The changes are the whole session (a new session, a copy, a migration): the
             backend must store exactly these records and drop any others it holds for it.
+        marks: The changed items' summary marks, by key, as the save counted them (its
+            summary keeper fills it in): an item that settles keeps the same mark object,
+            not one more of its own.
     """
 
     session_id: str
@@ -35,6 +39,7 @@ class StateChanges:
     items: tuple[tuple[str, dict[str, Any]], ...]
     batches: tuple[tuple[int, dict[str, Any]], ...]
     full: bool = False
+    marks: dict[str, ItemMark] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_empty(self) -> bool:
@@ -128,7 +133,7 @@ class ChangeTracking:
         album = self.album_title
         with self._lock:
             for key, data in changes.items:
-                entry = settled_item(data, album_title=album)
+                entry = settled_item(data, album_title=album, mark=changes.marks.get(key))
                 if entry is None:
                     self._saved_settled.pop(key, None)
                 else:

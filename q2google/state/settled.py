@@ -63,12 +63,16 @@ def settles(meta: Mapping[str, Any]) -> bool:
     return bool(meta.get("ledger_recorded"))
 
 
-def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> SettledItem | None:
+def settled_item(
+    data: Mapping[str, Any], *, album_title: str | None, mark: ItemMark | None = None
+) -> SettledItem | None:
     """The settled form of a stored item, or ``None`` when it still has something to do.
 
     Args:
         data: The item's stored form (at least :data:`SETTLED_FIELDS`).
         album_title: The session's album title (``None``: the session has no album).
+        mark: Its mark as counted already, if it was: kept when it is the same (one object
+            for the summary and the session, not two).
 
     Returns:
         Its capture time and mark, when it is settled; ``None`` also when its stored form is
@@ -86,8 +90,8 @@ def settled_item(data: Mapping[str, Any], *, album_title: str | None) -> Settled
     if not (_whole(position) and _whole(size) and discovery and transfer):
         return None  # not valid: built, it is reported as such
     captured = data.get("captured_at")
-    mark = (int(position), COMPLETED, discovery, transfer, _COMPLETED, int(size), None)
-    return SettledItem(captured if type(captured) is str else None, mark)
+    own = (int(position), COMPLETED, discovery, transfer, _COMPLETED, int(size), None)
+    return SettledItem(captured if type(captured) is str else None, mark if mark == own else own)
 
 
 def _whole(number: object) -> TypeGuard[int]:

@@ -228,6 +228,14 @@ class SummaryTracker:
         """Files counted."""
         return len(self._marks)
 
+    def mark(self, key: str) -> ItemMark:
+        """The mark counted for a file.
+
+        Raises:
+            KeyError: The file is not counted.
+        """
+        return self._marks[key]
+
     def put(self, key: str, mark: ItemMark) -> bool:
         """Count a file's new mark in place of its previous one.
 

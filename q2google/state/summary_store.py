@@ -190,6 +190,7 @@ class SummaryKeeper:
             changed = kept.written is None
             for key, data in changes.items:
                 changed = kept.tracker.put(key, mark_data(data)) or changed
+                changes.marks[key] = kept.tracker.mark(key)
             if changes.meta is not None:
                 changed = kept.tracker.set_meta(SummaryMeta.of_meta(changes.meta)) or changed
             summary = self._summary(kept.tracker) if changed else None
