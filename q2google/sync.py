@@ -134,7 +134,7 @@ class GoProToPhotosSync:
             known = delivered.get(item.item_key)
             if known is None:
                 continue
-            item.media_item_id, item.upload_token = known, None
+            item.media_item_id, item.upload_token, item.download_url = known, None, None
             item.create_status = StageStatus.COMPLETED
             if item.transfer_status is not StageStatus.COMPLETED:
                 item.transfer_status = StageStatus.SKIPPED
@@ -158,7 +158,7 @@ class GoProToPhotosSync:
                     continue
                 known = await asyncio.to_thread(ledger.delivered, item.item_key)
                 if known is not None:
-                    item.media_item_id, item.upload_token = known, None
+                    item.media_item_id, item.upload_token, item.download_url = known, None, None
                     item.transfer_status = StageStatus.SKIPPED
                     item.create_status = StageStatus.COMPLETED
                 else:

@@ -90,7 +90,7 @@ async def test_urls_expired_after_discovery_are_resolved_once_per_media(
     assert sandbox.stats.cdn_requests["HEAD"] == 0
     assert all(item.create_status is StageStatus.COMPLETED for item in state.items.values())
     kept = [item.item_key for item in state.items.values() if item.download_url is not None]
-    assert kept == [], "a signed URL is not kept once the file's bytes are in Google"
+    assert kept == [], "a signed URL is not kept once the file is in Google Photos"
 
 
 class Recorded(GooglePhotosClient):

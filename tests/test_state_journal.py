@@ -4,6 +4,7 @@ one file per record (real files; a kill at every instant of a save is in
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -25,6 +26,7 @@ from q2google.state import (
     local_compaction,
     local_writing,
 )
+from q2google.state.lease import session_lease
 from q2google.state.ledger import new_ledger
 from q2google.state.local import JsonFileBackend
 from q2google.state.local_compaction import compacted
@@ -285,6 +287,47 @@ def test_a_long_journal_is_rewritten_compact_when_its_run_lets_the_session_go(
         state.items["burst0-0"].attempts = 2
         backend.save(state)
     assert len(journal_lines(path)) == live + 1 + 2
+    assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
+
+
+@pytest.mark.parametrize("ending", ["error", "cancelled"])
+def test_a_run_that_stops_on_an_error_leaves_its_long_journal_as_it_is(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 5)
+    state = sample_session("trip", items=20)
+    backend.save(state)
+
+    long: list[bytes] = []
+
+    async def run() -> None:
+        async with session_lease(backend, "trip"):
+            for number in range(8):  # long enough to be rewritten after a clean run
+                state.items[list(state.items)[number]].attempts = 1
+                backend.save(state)
+            long.append(_journal(backend).read_bytes())
+            if ending == "error":
+                raise RuntimeError("boom")
+            raise asyncio.CancelledError  # Ctrl-C: the run leaves at once
+
+    with pytest.raises((RuntimeError, asyncio.CancelledError)):
+        asyncio.run(run())
+    assert _journal(backend).read_bytes() == long[0]
+    assert backend.lease_holder("trip") is None, "the lease went all the same"
+
+
+def test_a_journal_long_because_its_records_grew_is_not_rewritten(
+    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 5)
+    state = sample_session("trip", items=20)
+    backend.save(state)
+    with backend.lease("trip"):
+        for number in range(12):  # new files: the journal grows with its records
+            state.add_item(ItemState(media_id=f"late{number}", file_name="GOPR9.JPG"))
+            backend.save(state)
+        before = _journal(backend).read_bytes()
+    assert _journal(backend).read_bytes() == before
     assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
 
 

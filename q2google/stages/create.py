@@ -371,6 +371,7 @@ class CreateStage:
         item.media_item_id = media_item_id
         item.create_status = StageStatus.COMPLETED
         item.upload_token = None
+        item.download_url = None  # signed, expiring, of no use now: a third of each record
         item.clear_error(StageName.CREATE)
 
     def _upload_again(self, item: ItemState) -> None:

@@ -288,7 +288,6 @@ class TransferStage:
             raise
         item.clear_error(StageName.TRANSFER)
         item.transfer_status = StageStatus.COMPLETED
-        item.download_url = None  # signed and expiring: of no use now (a third of each record)
         metrics.files_sent += 1
         if self.persist_soon is not None and _small(item):
             self.persist_soon(state)

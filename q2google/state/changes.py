@@ -145,7 +145,9 @@ class ChangeTracking:
                     self._saved_final.discard(index)
 
     def mark_item_dirty(self, item_key: str) -> None:
-        """Mark an item changed, after mutating one of its fields in place (``errors``...)."""
+        """Mark an item changed, after mutating one of its fields in place (a record's own
+        ``errors``; an item without errors shares one read-only mapping: use
+        :meth:`~q2google.state.ItemState.record_error`)."""
         self.record_changed(self._items[item_key])
 
     def mark_batch_dirty(self, batch_index: int) -> None:

@@ -86,9 +86,11 @@ class SessionLeasing(Protocol):
     """A backend that can hand one run at a time a session (optional).
 
     ``lease`` returns a context manager: entering takes the lease or raises
-    :class:`~q2google.errors.SessionBusyError` naming the holder; leaving releases it. Taking
-    the lease never changes the session's stored state. A lease whose owner died must become
-    free (at once, or after an expiry of the backend's choosing).
+    :class:`~q2google.errors.SessionBusyError` naming the holder; leaving releases it (after
+    a block that raised nothing, the backend may first tidy what the run stored, as the JSON
+    backend rewrites a long journal: the same records, fewer lines). Taking the lease never
+    changes the session's stored state. A lease whose owner died must become free (at once,
+    or after an expiry of the backend's choosing).
     """
 
     def lease(self, session_id: str) -> AbstractContextManager[LeaseHolder]:
@@ -138,11 +140,16 @@ async def session_lease(backend: object, session_id: str) -> AsyncIterator[Lease
     manager = backend.lease(session_id)
     holder = await asyncio.to_thread(manager.__enter__)
     token = _HELD.set(MappingProxyType({**outer, held: holder}))
+    # The lease goes here, not in a thread: a cancelled run must not leave before it does.
+    # The manager hears how the block ended (a backend may tidy up after a clean run only).
     try:
         yield holder
-    finally:  # here, not in a thread: a cancelled run must not leave before its lease goes
+    except BaseException as error:
         _HELD.reset(token)
-        manager.__exit__(None, None, None)
+        manager.__exit__(type(error), error, error.__traceback__)
+        raise
+    _HELD.reset(token)
+    manager.__exit__(None, None, None)
 
 
 class FileLeases:

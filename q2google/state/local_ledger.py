@@ -84,8 +84,9 @@ class JsonLeasesAndClaims(JsonClaims):
 
     @contextmanager
     def lease(self, session_id: str) -> Iterator[LeaseHolder]:
-        """Hold ``session_id`` (an OS lock: a dead owner's is free at once); on the way out,
-        its journal is rewritten compact first if it grew long (see ``tidy``).
+        """Hold ``session_id`` (an OS lock: a dead owner's is free at once); on the way out of
+        a block that raised nothing, its journal is rewritten compact first if it grew long
+        (see ``tidy``): a run that stops on an error or Ctrl-C leaves at once.
 
         Raises:
             SessionBusyError: Another run holds it.

@@ -24,7 +24,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +157,10 @@ class JsonSessionWriting:
             return False
         self._tracked.pop(session_id, None)  # until the journal is known again
         chunks, lines = compacted(path, tracked.mark.lines, None, [], [])
+        if not needs_tidying(tracked.mark.lines, lines - 1):  # its records grew with it
+            tracked.mark = replace(tracked.mark, live=lines - 1)
+            self._tracked[session_id] = tracked
+            return False
         try:
             tracked.mark = write_journal(path, chunks, lines, durable=self.durable)
         except OSError as error:

@@ -254,8 +254,8 @@ class ItemState(_Record):
             (every chapter or frame together), when given: a file of unknown size is
             estimated as its share of them.
         download_url: Last resolved CDN URL (signed, expires); ``None`` until the transfer
-            asks for it, for a photo described by its search row alone, and once the file's
-            bytes are in Google.
+            asks for it, for a photo described by its search row alone, and once the file is
+            created in Google Photos.
         discovery_status: Whether the file is fully described (what it is, whether and
             under which name to deliver it).
         transfer_status: Whether its bytes reached Google (an upload token exists).
