@@ -7,9 +7,9 @@ module is the one place that adapts it, by subclassing, so that ``Q2GOOGLE_GOPRO
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from gopro_api import AsyncGoProAPI, AsyncGoProClient
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class ConfigurableGoProAPI(AsyncGoProAPI):  # type: ignore[misc]
         ) as response:
             response.raise_for_status()
             body = await response.read()
-        return json.loads(body)
+        return pydantic_core.from_json(body, cache_strings="keys")  # json.loads' speed x1.5
 
     async def download_answer(self, media_id: str) -> dict[str, Any]:
         """``GET /media/{id}/download`` as plain JSON, the request gopro-api's ``download`` makes.
