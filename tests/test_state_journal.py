@@ -383,8 +383,8 @@ def test_a_compaction_keeps_every_item_whatever_positions_it_stored(tmp_path: Pa
     path = tmp_path / "journal.jsonl"
     checkpoints = [
         [_item("a-0", 0, 1), _item("b-0", 1, 1), _item("old-0", None, 1), _item("odd-0", -1, 1)],
-        [_item("a-0", 0, 2), _item("old-0", 2, 2), _item("b-0", 5, 2)],  # positions given late,
-        [_item("far-0", 10**9, 1), _item("b-0", 1, 3)],  # far off, moved back
+        [_item("a-0", 0, 2), _item("old-0", 2, 2), _item("b-0", 5, 2)],  # given late, moved
+        [_item("far-0", 10**9, 1), _item("b-0", 1, 3)],  # one far off, one moved back
     ]
     with path.open("wb") as out:
         for items in checkpoints:
