@@ -4,8 +4,10 @@ A journal grows by one checkpoint per save (see :mod:`q2google.state.local_journ
 holds many more lines than live records (:func:`needs_compaction`), the save rewrites it: the
 records it does not change are copied as they are stored, its changed ones follow, then one
 commit line. The copy reads the journal twice, once for the line of each record's last
-version, once to copy those lines; it holds a line number per live record, never the records'
-bytes, so a session of 100,000 files compacts in a few MiB, not in the journal's size twice.
+version, once to copy those lines. It holds a line number per live record, never the records'
+bytes, and an item's in an array slot at the item's position rather than under its key
+(:class:`LastLines`): 100,000 files compact in about 2 MiB. A run that ends leaves a long
+journal compact too (:func:`needs_tidying`), for the next run reads it whole.
 """
 
 from __future__ import annotations
