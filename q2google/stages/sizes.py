@@ -9,6 +9,7 @@ not start last and end the run alone, and reports the bytes it sets out to send.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from q2google.state import ItemState, SessionState
 
@@ -20,7 +21,7 @@ def largest_first(state: SessionState, items: Iterable[ItemState]) -> list[ItemS
     Sorted by keys the items already hold where they can (a photo's size, its position): 100,000
     files need no key objects of their own.
     """
-    ordered = sorted(items, key=_position)
+    ordered = sorted(items, key=attrgetter("position"))
     shares = _shares(state, ordered)
     ordered.sort(key=lambda item: _size_or_less(item, shares), reverse=True)  # stable
     return ordered
@@ -67,10 +68,6 @@ def _shares(state: SessionState, items: Iterable[ItemState]) -> dict[str, int]:
             if item.media_id in files:
                 files[item.media_id] += 1
     return files
-
-
-def _position(item: ItemState) -> int:
-    return item.position
 
 
 def _size_or_less(item: ItemState, shares: dict[str, int]) -> int:

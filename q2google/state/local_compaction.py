@@ -135,11 +135,11 @@ class LastLines:
         """
         last = cls()
         for number, kind, key, data in committed_records(path, committed):
-            position = data.get("position") if kind == "item" else None
-            if by_position and type(position) is int and 0 <= position < committed:
-                last._put(position, hash(key), number)
-            else:
+            position = _slot(data, committed) if by_position and kind == "item" else None
+            if position is None:
                 last.others[kind, key] = number
+            else:
+                last._put(position, hash(key), number)
         return last
 
     def _put(self, position: int, key_hash: int, number: int) -> None:
@@ -176,17 +176,17 @@ class LastLines:
         for number in self.by_position:
             if number:
                 kept[number] = 1
-        slots = len(self.by_position)
         for key, data in items:
-            position = data.get("position")
-            if (
-                type(position) is int
-                and 0 <= position < slots
-                and self.by_position[position]
-                and self.key_hashes[position] == hash(key)
-            ):
-                kept[self.by_position[position]] = 0
+            position = _slot(data, len(self.by_position))
+            if position is not None and self.key_hashes[position] == hash(key):
+                kept[self.by_position[position]] = 0  # 0 stays 0 for an empty slot
         return kept
+
+
+def _slot(data: Mapping[str, Any], limit: int) -> int | None:
+    """An item's stored position when it is a slot below ``limit``, else ``None``."""
+    position = data.get("position")
+    return position if type(position) is int and 0 <= position < limit else None
 
 
 def _chunks(path: Path, kept: bytearray, changed: list[bytes], records: int) -> Iterator[bytes]:
