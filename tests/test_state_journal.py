@@ -266,18 +266,30 @@ def test_the_journal_is_compacted_and_keeps_every_record(
     assert loaded_from(backend.state_dir).to_dict() == state.to_dict()
 
 
-def test_a_long_journal_is_rewritten_compact_when_its_run_lets_the_session_go(
-    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def saved(backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch) -> SessionState:
+    """A session of 20 files saved once, in a backend that compacts at 5 lines of slack."""
     monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 5)
     state = sample_session("trip", items=20)
     backend.save(state)
+    return state
+
+
+def _lengthen(backend: JsonFileBackend, state: SessionState) -> None:
+    """Save 8 changes one by one: more than 1.25 lines a record, not enough to compact."""
+    for number in range(8):
+        state.items[list(state.items)[number]].attempts = 1
+        backend.save(state)
+
+
+def test_a_long_journal_is_rewritten_compact_when_its_run_lets_the_session_go(
+    backend: JsonFileBackend, saved: SessionState
+) -> None:
+    state = saved
     path = _journal(backend)
     live = len(journal_lines(path)) - 1  # its records, without the commit line
     with backend.lease("trip"):
-        for number in range(8):  # 1.25 lines a record and more: not enough to compact
-            state.items[list(state.items)[number]].attempts = 1
-            backend.save(state)
+        _lengthen(backend, state)
         long = len(journal_lines(path))
         assert 1.25 * live + 5 < long <= 2 * live + 5
     assert len(journal_lines(path)) == live + 1, "rewritten, a line per record"
@@ -292,19 +304,13 @@ def test_a_long_journal_is_rewritten_compact_when_its_run_lets_the_session_go(
 
 @pytest.mark.parametrize("ending", ["error", "cancelled"])
 def test_a_run_that_stops_on_an_error_leaves_its_long_journal_as_it_is(
-    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch, ending: str
+    backend: JsonFileBackend, saved: SessionState, ending: str
 ) -> None:
-    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 5)
-    state = sample_session("trip", items=20)
-    backend.save(state)
-
     long: list[bytes] = []
 
     async def run() -> None:
         async with session_lease(backend, "trip"):
-            for number in range(8):  # long enough to be rewritten after a clean run
-                state.items[list(state.items)[number]].attempts = 1
-                backend.save(state)
+            _lengthen(backend, saved)  # long enough to be rewritten after a clean run
             long.append(_journal(backend).read_bytes())
             if ending == "error":
                 raise RuntimeError("boom")
@@ -317,11 +323,9 @@ def test_a_run_that_stops_on_an_error_leaves_its_long_journal_as_it_is(
 
 
 def test_a_journal_long_because_its_records_grew_is_not_rewritten(
-    backend: JsonFileBackend, monkeypatch: pytest.MonkeyPatch
+    backend: JsonFileBackend, saved: SessionState
 ) -> None:
-    monkeypatch.setattr(local_compaction, "COMPACT_SLACK_LINES", 5)
-    state = sample_session("trip", items=20)
-    backend.save(state)
+    state = saved
     with backend.lease("trip"):
         for number in range(12):  # new files: the journal grows with its records
             state.add_item(ItemState(media_id=f"late{number}", file_name="GOPR9.JPG"))
