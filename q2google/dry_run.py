@@ -35,7 +35,7 @@ from q2google.state import (
     opened_backend,
 )
 from q2google.state.base import ExclusionKind
-from q2google.sync import CDN_TIMEOUT
+from q2google.sync import cdn_client
 from q2google.window import WindowRequest, utc_text
 
 SIZE_CHECKS_IN_FLIGHT = 8
@@ -106,7 +106,7 @@ async def dry_run(
             await require_gopro(settings, token)
             async with (
                 GoProCloudClient.from_settings(settings, access_token=token) as gopro,
-                httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True) as cdn,
+                cdn_client() as cdn,
             ):
                 library = GoProLibrary(gopro)
 

@@ -24,6 +24,7 @@ from q2google.config import Q2GoogleSettings, get_settings
 from q2google.errors import GoProAuthError, QuotaExhaustedError, TryLaterError
 from q2google.gopro import GoProLibrary, GoProSource
 from q2google.gphotos.models import MediaItemBatchCreateResponse
+from q2google.http_transport import AiohttpTransport
 from q2google.photos import GooglePhotoLibraryPort
 from q2google.stages.album import add_to_session_album
 from q2google.stages.create import CreateStage
@@ -57,6 +58,14 @@ StageCompleteCallback = Callable[
 RESEND_ROUNDS = 3
 SETTLE_ROUNDS = 2
 CDN_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=60.0, pool=120.0)
+
+
+def cdn_client() -> httpx.AsyncClient:
+    """An HTTP client for the GoPro CDN (signed URLs; redirects followed)."""
+    return httpx.AsyncClient(
+        timeout=CDN_TIMEOUT, follow_redirects=True, transport=AiohttpTransport()
+    )
+
 
 __all__ = ["GoProToPhotosSync", "SyncTransferMetrics"]
 
@@ -290,7 +299,7 @@ class GoProToPhotosSync:
             clock=self.clock.now,
             keep_responses=return_responses,
         )
-        cdn = self.cdn or httpx.AsyncClient(timeout=CDN_TIMEOUT, follow_redirects=True)
+        cdn = self.cdn or cdn_client()
         limit = AdaptiveLimit(self.settings.transfer_concurrency, clock=self.clock)
         quota = _QuotaWatch(self.photos, self.state_backend, metrics, limit)
         try:

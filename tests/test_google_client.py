@@ -45,7 +45,9 @@ class Harness:
 
         self.policy = RetryPolicy(attempts=4, sleep=sleep, jitter_seconds=0)
         self.tokens = FakeTokens()
-        self.api = GooglePhotosAPI(BASE, self.tokens, policy=self.policy)
+        self.api = GooglePhotosAPI(  # respx answers for httpx's own transport (httpcore)
+            BASE, self.tokens, policy=self.policy, transport=httpx.AsyncHTTPTransport()
+        )
         self.client = GooglePhotosClient(  # these tests are about the resumable protocol
             self.api, chunk_size=chunk_size, policy=self.policy, raw_max_bytes=0
         )

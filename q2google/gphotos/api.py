@@ -22,6 +22,7 @@ from q2google.gphotos.models import (
     MediaItemBatchCreateResponse,
 )
 from q2google.gphotos.quota import RequestMeter, request_kind
+from q2google.http_transport import AiohttpTransport
 from q2google.retry import (
     DEFAULT_POLICY,
     RETRYABLE_STATUSES,
@@ -97,7 +98,8 @@ class GooglePhotosAPI:
         base_url: API origin (``Q2GOOGLE_PHOTOS_API_URL``).
         tokens: Source of access tokens.
         policy: Retry policy for every call that can be repeated.
-        transport: httpx transport (tests pass a mock one).
+        transport: httpx transport (tests pass a mock one); aiohttp's by default
+            (:mod:`q2google.http_transport`).
         timeout: httpx timeouts.
         meter: Counts every request against Google's daily quota and refuses past it (a
             meter of this process with Google's default limit when ``None``).
@@ -118,7 +120,9 @@ class GooglePhotosAPI:
         self.meter = meter or RequestMeter()
         self._tokens = tokens
         self._client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, limits=DEFAULT_LIMITS, transport=transport
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport or AiohttpTransport(DEFAULT_LIMITS),
         )
 
     def __repr__(self) -> str:
