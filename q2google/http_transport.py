@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -36,17 +37,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """Send httpx requests through one aiohttp session (made on first use, in the loop).
 
     Cookies, redirects, authentication and content decoding stay httpx's; the session keeps
-    no cookies and decompresses nothing. Timeouts come from each request (httpx's
-    ``timeout``): ``connect`` and ``pool`` bound getting a connection, ``read`` each wait for
-    the answer, ``write`` each chunk of a streamed body.
+    no cookies and decompresses nothing. Proxies come from the environment, as with httpx's
+    own transport (httpx does not read them for a transport it is given). Timeouts come from
+    each request (httpx's ``timeout``): ``connect`` and ``pool`` bound getting a connection,
+    ``read`` each wait for the answer, ``write`` each chunk of a streamed body.
 
     Args:
-        limits: Connections in all and kept alive (``keepalive_expiry`` included).
+        limits: ``max_connections`` and ``keepalive_expiry`` (aiohttp keeps every idle
+            connection up to the first).
     """
 
     def __init__(self, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -56,7 +60,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ssl=httpx.create_ssl_context(),  # certifi and SSL_CERT_FILE, as httpx
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
             )
         return self._session
 
@@ -71,11 +77,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout: dict[str, float | None] = request.extensions.get("timeout", {})
         headers = [(k, v) for k, v in request.headers.multi_items() if k != "transfer-encoding"]
         pacing = _Pacing(timeout.get("write"))
-        body: bytes | AsyncIterator[bytes] | None
+        body: bytes | aiohttp.payload.Payload | None
         try:
             body = request.content or None
         except httpx.RequestNotRead:  # streamed: aiohttp chunks it unless Content-Length says
-            body = pacing.body(request.stream)  # type: ignore[arg-type]
+            stream = request.stream
+            assert isinstance(stream, httpx.AsyncByteStream), "an async client's request"
+            body = aiohttp.payload.AsyncIterablePayload(pacing.body(stream))
         try:
             async with asyncio.timeout(None) as deadline:
                 pacing.deadline = deadline
@@ -86,6 +94,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     data=body,
                     allow_redirects=False,
                     compress=False,
+                    proxy=self._proxy(request.url),
                     timeout=_client_timeout(timeout),
                 )
         except BaseException as error:
@@ -108,6 +117,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream=_AnswerStream(answer, pacing),
             extensions=extensions,
         )
+
+    def _proxy(self, url: httpx.URL) -> str | None:
+        """The proxy of the environment for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...), read
+        once per origin. Not aiohttp's ``trust_env``: it also sends ``~/.netrc`` credentials,
+        which a signed CDN URL must not carry."""
+        origin = (url.scheme, url.host)
+        if origin not in self._proxies:
+            proxy = urllib.request.getproxies().get(url.scheme)
+            bypassed = proxy is not None and urllib.request.proxy_bypass(url.host)
+            self._proxies[origin] = None if bypassed else proxy
+        return self._proxies[origin]
 
     async def aclose(self) -> None:
         """Close the session and its connections."""

@@ -145,6 +145,33 @@ async def test_json_bodies_and_keep_alive() -> None:
     assert len(connections) == 1, "one connection, kept alive"
 
 
+async def test_the_proxy_of_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with httpx's own transport: a NAS or a container may reach out only through one."""
+    asked: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nproxied")
+        await writer.drain()
+
+    async with raw_server(proxy) as (origin, _):
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", origin)
+        async with client() as http:
+            answer = await http.get("http://cdn.invalid/GOPR0001.JPG")
+    assert answer.text == "proxied"
+    assert asked[0].startswith(b"GET http://cdn.invalid/GOPR0001.JPG HTTP/1.1")
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with raw_server(proxy) as (origin, _), web_server() as direct:
+        monkeypatch.setenv("HTTP_PROXY", origin)
+        async with client() as http:
+            answer = await http.get(f"{direct}/bytes/3")
+    assert answer.content == b"xxx"
+    assert len(asked) == 1, "NO_PROXY's hosts are reached directly"
+
+
 async def test_a_refused_connection_is_a_connect_error_naming_no_url() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -90,6 +90,20 @@ def retry_transient(
             state.attempt_number,
         )
 
+    try:  # first outside tenacity: its loop cost more than the write it would wrap
+        return operation()
+    except Exception as error:
+        if seconds <= 0 or not transient(error):
+            raise
+        failed: Exception | None = error
+
+    def again() -> T:
+        nonlocal failed
+        if failed is not None:  # the failure above, as the loop's first attempt
+            first, failed = failed, None
+            raise first
+        return operation()
+
     retrying = Retrying(
         retry=retry_if_exception(transient),
         stop=stop_before_delay(max(0.0, seconds)),
@@ -98,7 +112,7 @@ def retry_transient(
         before_sleep=log,
         reraise=True,
     )
-    return retrying(operation)
+    return retrying(again)
 
 
 def is_transient_disk_error(error: BaseException) -> bool:
