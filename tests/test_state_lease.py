@@ -132,3 +132,38 @@ def test_without_the_claims_protocol_claims_hold_within_the_ledger(tmp_path: Pat
     assert ledger.claim("n-0", "one")
     assert ledger.release_all("one") == 1
     assert ledger.claim("n-0", "two")
+
+
+def test_files_claimed_together_share_one_claim_file(tmp_path: Path) -> None:
+    """A group of small photos costs the filesystem one file, not one per photo."""
+    backend = JsonFileBackend(tmp_path)
+    keys = [f"photo-{number:02}" for number in range(16)]
+    claims = tmp_path / "q2google-ledger" / "claims"
+    with backend.lease("night"):  # a run holds them
+        assert backend.claim_items(keys, "night") == keys
+        files = {backend.item_file_name(key): key for key in keys}
+        assert sorted(path.name for path in claims.iterdir()) == sorted(files)
+        assert len({path.stat().st_ino for path in claims.iterdir()}) == 1
+        assert (claims / backend.item_file_name(keys[0])).stat().st_nlink == 16
+        assert backend.claim_items(keys, "day") == [], "each name tells the holder"
+        backend.release_items(keys[:8], "night")
+        assert backend.claim_items(keys, "day") == keys[:8]
+        assert (claims / backend.item_file_name(keys[-1])).stat().st_nlink == 8
+    assert not [path for path in claims.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_without_hard_links_each_claim_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr("q2google.state.local_claims.os.link", refused)
+    backend = JsonFileBackend(tmp_path)
+    keys = ["photo-1", "photo-2", "photo-3"]
+    with backend.lease("night"):
+        assert backend.claim_items(keys, "night") == keys
+        files = list((tmp_path / "q2google-ledger" / "claims").iterdir())
+        assert len(files) == 3
+        assert len({path.stat().st_ino for path in files}) == 3
+        assert backend.claim_items(keys, "day") == []

@@ -2,13 +2,19 @@
 
 Layout, in the ledger's directory (``{state_dir}/q2google-ledger``)::
 
-    claims/{item}.json     who is delivering a file now (session_id, item_key, since)
+    claims/{item}.json     who is delivering a file now (session_id, since)
     .claims.lock           held for an instant around each claim (or group of claims)
 
 A claim is read, judged and written while ``.claims.lock`` is held, so two processes never
 both take one. A claim whose session's lease is free (its run died) is taken over. Claims are
 not fsynced: a claim only means something while its run is alive. The threads of one process
 queue on a thread lock before the file lock, whose waiters poll.
+
+The claims of files claimed together are one file under several names (hard links): a group
+of small photos costs one file made and one let go, not one per photo, which is what a
+filesystem charges for (ext4 without a journal scans past every file deleted in the last
+minutes for each file it makes). Where hard links are refused (FAT, some network shares),
+each claim is a file of its own.
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ class JsonClaims:
     def _claim_many(self, item_keys: Sequence[str], session_id: str) -> list[str]:
         directory = self._claims_dir()
         won: list[str] = []
+        claimed: list[Path] = []  # the claim files to write
         alive: dict[str, bool] = {}  # whether a holder's session runs, asked once each
         with self._claims_locked():
             for item_key in item_keys:
@@ -102,8 +109,9 @@ class JsonClaims:
                     if alive[holder]:
                         continue
                 if holder != session_id:
-                    _write_claim(path, item_key, session_id)
+                    claimed.append(path)
                 won.append(item_key)
+            _write_claims(directory, claimed, session_id)
         return won
 
     def release_item(self, item_key: str, session_id: str) -> None:
@@ -171,14 +179,32 @@ class JsonClaims:
         )
 
 
-def _write_claim(path: Path, item_key: str, session_id: str) -> None:
-    """Write a claim atomically (not fsynced: a claim only counts while its run is alive)."""
-    record = {"session_id": session_id, "item_key": item_key, "since": utc_now_iso()}
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> None:
+    """Write one claim record and give it each of ``paths`` as a name, each atomically (not
+    fsynced: a claim only counts while its run is alive); a file of its own for each where
+    the filesystem refuses hard links."""
+    if not paths:
+        return
+    record = json.dumps({"session_id": session_id, "since": utc_now_iso()}).encode()
+    shared = _written(directory / f".claim.{secrets.token_hex(8)}.tmp", record)
+    try:
+        for path in paths:
+            try:
+                named = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+                os.link(shared, named)
+            except OSError:  # no hard links here
+                named = _written(named, record)
+            os.replace(named, path)  # over a claim taken from a dead run, if any
+    finally:
+        shared.unlink(missing_ok=True)
+
+
+def _written(path: Path, data: bytes) -> Path:
+    """Create ``path`` (it must not exist) holding ``data``; return it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(json.dumps(record).encode())
-    os.replace(temporary, path)
+        handle.write(data)
+    return path
 
 
 @functools.cache
