@@ -202,8 +202,12 @@ def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> No
 def _written(path: Path, data: bytes) -> Path:
     """Create ``path`` (it must not exist) holding ``data``; return it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:  # a full disk: no half-written file left behind
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
