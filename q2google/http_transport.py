@@ -27,9 +27,12 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 """httpx's own defaults."""
+_NOT_ADDED = frozenset({"Content-Type"})
+"""Headers aiohttp would add that httpx does not (a body's type is the caller's to say)."""
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
@@ -89,11 +92,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 pacing.deadline = deadline
                 answer = await session.request(
                     request.method,
-                    str(request.url),
+                    yarl.URL(str(request.url), encoded=True),  # as httpx sends it: a signed
+                    # URL's escapes are part of its signature
                     headers=headers,
                     data=body,
                     allow_redirects=False,
                     compress=False,
+                    skip_auto_headers=_NOT_ADDED,
                     proxy=self._proxy(request.url),
                     timeout=_client_timeout(timeout),
                 )

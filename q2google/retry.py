@@ -127,7 +127,8 @@ class RetryPolicy:
 
     Attributes:
         attempts: Tries in all, the first included.
-        total_seconds: No retry is scheduled that would end after this much time.
+        total_seconds: No retry is scheduled that would end after this much time, counted
+            from the first failure (:meth:`call`).
         initial_seconds: First backoff.
         max_seconds: Longest backoff (a ``Retry-After`` may ask for longer, within the total).
         jitter_seconds: Random extra added to each backoff.

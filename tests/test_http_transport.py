@@ -296,3 +296,19 @@ async def test_closing_the_client_closes_the_session() -> None:
         await http.get(f"{origin}/bytes/1")
         assert transport._session is not None
     assert transport._session is None
+
+
+async def test_the_request_goes_as_httpx_built_it() -> None:
+    """A signed URL's escapes are part of its signature; no header httpx would not send."""
+    asked: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with raw_server(handle) as (origin, _), client() as http:
+        await http.post(f"{origin}/a%7eb%5b?X-Signature=ab%2Fc%3D", content=b"body")
+    head = asked[0].split(b"\r\n\r\n")[0].decode().lower()
+    assert head.startswith("post /a%7eb%5b?x-signature=ab%2fc%3d http/1.1")
+    assert "content-type" not in head

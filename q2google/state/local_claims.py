@@ -188,13 +188,17 @@ def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> No
     record = json.dumps({"session_id": session_id, "since": utc_now_iso()}).encode()
     shared = _written(directory / f".claim.{secrets.token_hex(8)}.tmp", record)
     try:
-        for path in paths:
+        for path in dict.fromkeys(paths):  # a name twice would leave its second link behind
+            named = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
             try:
-                named = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
                 os.link(shared, named)
             except OSError:  # no hard links here
-                named = _written(named, record)
-            os.replace(named, path)  # over a claim taken from a dead run, if any
+                _written(named, record)
+            try:
+                os.replace(named, path)  # over a claim taken from a dead run, if any
+            except BaseException:
+                named.unlink(missing_ok=True)
+                raise
     finally:
         shared.unlink(missing_ok=True)
 

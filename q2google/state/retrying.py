@@ -69,7 +69,7 @@ def retry_transient(
         operation: The state-store call; it must be safe to repeat (every save is: its
             changes stay pending until it returns).
         transient: Whether an error may pass by itself.
-        seconds: No new try starts after this long; 0 tries once.
+        seconds: No new try starts after this long from the first failure; 0 tries once.
         what: What is being done, for the debug log.
         sleep: How to wait (tests pass a recorder).
 
