@@ -120,6 +120,7 @@ def test_a_corrupt_ledger_is_named_with_the_fix_and_the_rebuild_mends_it(
     ledger = tmp_path / "sessions" / LEDGER_SESSION_ID
     entry = next(iter(sorted((ledger / "items").glob("*.json"))))
 
+    entry.unlink()  # one name of the entries' shared file, given a damaged file of its own:
     entry.write_text("{ torn")  # an unreadable entry: a run that reads it names it and the fix
     same = q2google("sync", "--session", "first", env=user_env, cwd=tmp_path)
     assert same.returncode == 0, same.stderr

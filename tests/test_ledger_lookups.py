@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
 
-from q2google.errors import EXIT_BAD_INPUT, StateCorruptError
+from q2google.errors import EXIT_BAD_INPUT, StateCorruptError, StateError
 from q2google.state import LEDGER_SESSION_ID, DeliveryLedger, JsonFileBackend
+from q2google.state.local_entries import ENTRIES_PER_FILE
 from q2google.state.mongo import MongoBackend
 from q2google.testing.ledger_contract import delivered_file, recorded
 from tests.mongo_commands import CommandNames
@@ -28,12 +32,19 @@ def _json_ledger(tmp_path: Path) -> tuple[JsonFileBackend, Path]:
     return backend, tmp_path / "state" / LEDGER_SESSION_ID
 
 
+def _torn(name: Path, content: str) -> Path:
+    """Give one entry's name a damaged file of its own (the entries recorded together share
+    one file: damage to it shows under each name, see the test below)."""
+    name.unlink()
+    name.write_text(content)
+    return name
+
+
 def test_an_unreadable_entry_counts_as_absent_with_a_warning_naming_it_and_the_fix(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     backend, directory = _json_ledger(tmp_path)
-    torn = directory / "items" / backend.item_file_name("m1-0")
-    torn.write_text('{"media_id": "m1", "fil')
+    torn = _torn(directory / "items" / backend.item_file_name("m1-0"), '{"media_id": "m1", "fil')
     ledger = DeliveryLedger(backend)
     with caplog.at_level(logging.WARNING):
         assert ledger.delivered_many(["m0-0", "m1-0"]) == {"m0-0": "google-0"}
@@ -66,8 +77,7 @@ def test_an_unreadable_meta_file_is_one_line_naming_it_and_the_fix(tmp_path: Pat
 
 def test_repair_sets_unreadable_files_aside_and_the_ledger_loads_again(tmp_path: Path) -> None:
     backend, directory = _json_ledger(tmp_path)
-    torn = directory / "items" / backend.item_file_name("m2-0")
-    torn.write_text("[]")
+    torn = _torn(directory / "items" / backend.item_file_name("m2-0"), "[]")
     (directory / "meta.json").write_bytes(b"\xff\xfe")
     with pytest.raises(StateCorruptError):
         len(DeliveryLedger(backend))
@@ -83,6 +93,128 @@ def test_repair_of_no_ledger_creates_nothing(tmp_path: Path) -> None:
     backend = JsonFileBackend(tmp_path / "absent")
     assert backend.repair_ledger() == []
     assert not (tmp_path / "absent").exists()
+
+
+# -- JSON files: the entries of files created together share one file ----------------------
+
+
+def _inodes(directory: Path) -> Counter[int]:
+    """How many entry names each file of ``items/`` has."""
+    return Counter(path.stat().st_ino for path in (directory / "items").glob("*.json"))
+
+
+def test_entries_recorded_together_share_a_file_and_each_name_reads_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = JsonFileBackend(tmp_path / "state")
+    count = ENTRIES_PER_FILE * 2 + 20
+    files = [delivered_file(f"m{n}", f"google-{n}") for n in range(count)]
+    recorded(backend, *files)
+    directory = tmp_path / "state" / LEDGER_SESSION_ID
+    assert sorted(_inodes(directory).values()) == [20, ENTRIES_PER_FILE, ENTRIES_PER_FILE]
+    assert not [path for path in (directory / "items").iterdir() if path.name.startswith(".")]
+    assert json.loads((directory / "meta.json").read_text())["schema_version"] == 3
+
+    parsed: list[bytes] = []
+    loads = json.loads
+
+    def counted(raw: bytes) -> Any:
+        parsed.append(raw)
+        return loads(raw)
+
+    monkeypatch.setattr("q2google.state.local_entries.json.loads", counted)
+    keys = [item.item_key for item in files]
+    expected = {item.item_key: item.media_item_id for item in files}
+    assert DeliveryLedger(backend).delivered_many([*keys, "never-0"]) == expected
+    shared = [raw for raw in parsed if b'"ledger_entries"' in raw]
+    assert len(shared) == 3, "each shared file is parsed once however many names are read"
+    assert backend.ledger_size() == count
+    assert len(DeliveryLedger(backend)) == count, "the whole ledger reads every entry once"
+    assert DeliveryLedger(backend).delivered("m7-0") == "google-7"
+
+
+def test_an_entry_recorded_again_replaces_its_own_name_only(tmp_path: Path) -> None:
+    backend, directory = _json_ledger(tmp_path)
+    assert sorted(_inodes(directory).values()) == [3]
+    recorded(backend, delivered_file("m1", "google-again"))
+    assert sorted(_inodes(directory).values()) == [1, 2]
+    assert DeliveryLedger(backend).delivered_many(["m0-0", "m1-0", "m2-0"]) == {
+        "m0-0": "google-0",
+        "m1-0": "google-again",
+        "m2-0": "google-2",
+    }
+
+
+def test_damage_to_a_shared_file_shows_under_each_of_its_names(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend, directory = _json_ledger(tmp_path)
+    recorded(backend, delivered_file("alone", "google-alone"))
+    shared = directory / "items" / backend.item_file_name("m1-0")
+    with shared.open("r+b") as handle:  # the disk damages the file itself, under all its names
+        handle.truncate(40)
+    with caplog.at_level(logging.WARNING):
+        found = DeliveryLedger(backend).delivered_many(["m0-0", "m1-0", "m2-0", "alone-0"])
+    assert found == {"alone-0": "google-alone"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert all(REBUILD in warning for warning in warnings)
+    assert len(backend.repair_ledger()) == 3, "each name is set aside"
+    assert len(DeliveryLedger(backend)) == 1
+
+
+def test_a_name_given_another_files_entries_is_unreadable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend, directory = _json_ledger(tmp_path)
+    items = directory / "items"
+    os.link(items / backend.item_file_name("m0-0"), items / backend.item_file_name("other-0"))
+    with caplog.at_level(logging.WARNING):
+        assert DeliveryLedger(backend).delivered_many(["other-0", "m0-0"]) == {"m0-0": "google-0"}
+    assert "it holds the entries of 'm0-0', 'm1-0', 'm2-0'" in caplog.text
+    with pytest.raises(StateCorruptError, match="other-0"):
+        len(DeliveryLedger(backend))
+
+
+def test_a_ledger_of_one_file_per_entry_is_marked_before_files_are_shared(
+    tmp_path: Path,
+) -> None:
+    """A q2google that reads one entry per file must stop at a ledger with shared files (it
+    would count their files as never delivered), and it stops at a newer schema version."""
+    backend = JsonFileBackend(tmp_path / "state")
+    recorded(backend, delivered_file("old", "google-old"))
+    meta = tmp_path / "state" / LEDGER_SESSION_ID / "meta.json"
+    stored = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**stored, "schema_version": 2}))  # as earlier versions wrote it
+    assert DeliveryLedger(backend).delivered_many(["old-0"]) == {"old-0": "google-old"}
+    recorded(backend, *(delivered_file(f"m{n}", f"google-{n}") for n in range(2)))
+    assert json.loads(meta.read_text())["schema_version"] == 3
+    assert len(DeliveryLedger(backend)) == 3
+
+    meta.write_text(json.dumps({**stored, "schema_version": 4}))
+    with pytest.raises(StateError, match="newer q2google"):
+        DeliveryLedger(backend).delivered_many(["old-0"])
+
+
+def test_without_hard_links_each_entry_is_a_file_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(source: Path, name: Path) -> None:  # as FAT: a name taken first, then EPERM
+        if Path(name).exists():
+            raise FileExistsError(errno.EEXIST, "File exists")
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr("q2google.state.local_links.os.link", refused)
+    backend, directory = _json_ledger(tmp_path)
+    assert sorted(_inodes(directory).values()) == [1, 1, 1]
+    recorded(backend, delivered_file("m1", "google-again"), delivered_file("m3", "google-3"))
+    assert sorted(_inodes(directory).values()) == [1, 1, 1, 1]
+    assert not [path for path in (directory / "items").iterdir() if path.name.startswith(".")]
+    assert DeliveryLedger(backend).delivered_many(["m0-0", "m1-0", "m3-0"]) == {
+        "m0-0": "google-0",
+        "m1-0": "google-again",
+        "m3-0": "google-3",
+    }
 
 
 # -- MongoDB: one query per lookup, invalid documents ----------------------------------------

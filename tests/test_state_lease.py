@@ -158,7 +158,7 @@ def test_without_hard_links_each_claim_is_a_file(
     def refused(*_: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr("q2google.state.local_claims.os.link", refused)
+    monkeypatch.setattr("q2google.state.local_links.os.link", refused)
     backend = JsonFileBackend(tmp_path)
     keys = ["photo-1", "photo-2", "photo-3"]
     with backend.lease("night"):

@@ -10,19 +10,15 @@ both take one. A claim whose session's lease is free (its run died) is taken ove
 not fsynced: a claim only means something while its run is alive. The threads of one process
 queue on a thread lock before the file lock, whose waiters poll.
 
-The claims of files claimed together are one file under several names (hard links): a group
-of small photos costs one file made and one let go, not one per photo, which is what a
-filesystem charges for (ext4 without a journal scans past every file deleted in the last
-minutes for each file it makes). Where hard links are refused (FAT, some network shares),
-each claim is a file of its own.
+The claims of files claimed together are one file under several names (hard links,
+:mod:`.local_links`): a group of small photos costs one file made and one let go, not one per
+photo.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +35,7 @@ from q2google.errors import (
 )
 from q2google.state.base import utc_now_iso, validate_session_id
 from q2google.state.ledger import LEDGER_SESSION_ID
+from q2google.state.local_links import write_linked
 
 if TYPE_CHECKING:
     from q2google.state.lease import FileLeases
@@ -180,39 +177,10 @@ class JsonClaims:
 
 
 def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> None:
-    """Write one claim record and give it each of ``paths`` as a name, each atomically (not
-    fsynced: a claim only counts while its run is alive); a file of its own for each where
-    the filesystem refuses hard links."""
-    if not paths:
-        return
+    """Write one claim record under each of ``paths`` (:func:`~.local_links.write_linked`; not
+    fsynced: a claim only counts while its run is alive)."""
     record = json.dumps({"session_id": session_id, "since": utc_now_iso()}).encode()
-    shared = _written(directory / f".claim.{secrets.token_hex(8)}.tmp", record)
-    try:
-        for path in dict.fromkeys(paths):  # a name twice would leave its second link behind
-            named = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-            try:
-                os.link(shared, named)
-            except OSError:  # no hard links here
-                _written(named, record)
-            try:
-                os.replace(named, path)  # over a claim taken from a dead run, if any
-            except BaseException:
-                named.unlink(missing_ok=True)
-                raise
-    finally:
-        shared.unlink(missing_ok=True)
-
-
-def _written(path: Path, data: bytes) -> Path:
-    """Create ``path`` (it must not exist) holding ``data``; return it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-    except BaseException:  # a full disk: no half-written file left behind
-        path.unlink(missing_ok=True)
-        raise
-    return path
+    write_linked(directory, record, paths, durable=False)
 
 
 @functools.cache

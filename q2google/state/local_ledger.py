@@ -5,8 +5,10 @@ Layout, beside the sessions under the state directory::
     {state_dir}/.locks/{session_id}.lock                 a session's lease (flock), and who
                                                          holds it
     {state_dir}/q2google-ledger/meta.json                the ledger, created race-free
-    {state_dir}/q2google-ledger/items/{item}.json        one file per delivered file, each
-                                                         replaced atomically
+    {state_dir}/q2google-ledger/items/{item}.json        the entry of a delivered file (one
+                                                         file shared by the files created
+                                                         together: :mod:`.local_entries`),
+                                                         each name replaced atomically
     {state_dir}/q2google-ledger/claims/{item}.json       who is delivering a file now, and
     {state_dir}/q2google-ledger/.claims.lock             its lock (:mod:`.local_claims`)
     {state_dir}/q2google-ledger/**/.{name}.{hex}.unreadable  a record ``ledger rebuild`` set aside
@@ -47,6 +49,13 @@ from q2google.state.ledger import (
     warn_unreadable_entry,
 )
 from q2google.state.local_claims import JsonClaims
+from q2google.state.local_entries import (
+    ENTRIES_PER_FILE,
+    LEDGER_LAYOUT_VERSION,
+    EntryFiles,
+    encode_entries,
+)
+from q2google.state.local_links import write_linked
 from q2google.state.retrying import on_disk
 
 T = TypeVar("T")
@@ -66,6 +75,7 @@ class JsonLeasesAndClaims(JsonClaims):
     if TYPE_CHECKING:  # provided by JsonFileBackend
         state_dir: Path
         retry_seconds: float
+        durable: bool
 
         def session_dir(self, session_id: str) -> Path: ...
         def legacy_file(self, session_id: str) -> Path: ...
@@ -105,7 +115,9 @@ class JsonLeasesAndClaims(JsonClaims):
     # -- LedgerClaims ----------------------------------------------------------------------
 
     def record_deliveries(self, entries: Sequence[ItemState]) -> None:
-        """Write each entry to its own file, atomically; other entries are never touched.
+        """Write the entries, each under its own name, atomically (up to
+        :data:`~.local_entries.ENTRIES_PER_FILE` share one file); other entries are never
+        touched.
 
         Raises:
             StateWriteError: The disk refused.
@@ -116,11 +128,18 @@ class JsonLeasesAndClaims(JsonClaims):
         )
 
     def _record_once(self, entries: Sequence[ItemState]) -> None:
-        items = self._ensure_ledger() / "items"
-        for entry in entries:
-            self._write_file(items / self.item_file_name(entry.item_key), entry.to_dict())
         if entries:
-            self._sync_dir(items)
+            self._write_entries(self._ensure_ledger() / ENTRIES_DIR, entries)
+
+    def _write_entries(self, items: Path, entries: Sequence[ItemState]) -> None:
+        """Write entries (the last of a key twice wins) in files of up to
+        :data:`~.local_entries.ENTRIES_PER_FILE`, each linked under its entries' names."""
+        latest = list({entry.item_key: entry for entry in entries}.values())
+        for start in range(0, len(latest), ENTRIES_PER_FILE):
+            group = latest[start : start + ENTRIES_PER_FILE]
+            names = [items / self.item_file_name(entry.item_key) for entry in group]
+            write_linked(items, encode_entries(group), names, durable=self.durable)
+        self._sync_dir(items)
 
     def delivered_entry(self, item_key: str) -> ItemState | None:
         """The stored ledger entry of a file, or ``None`` (an unreadable one is ``None``, with
@@ -130,7 +149,9 @@ class JsonLeasesAndClaims(JsonClaims):
     def _entry_once(self, item_key: str) -> ItemState | None:
         directory = self._ledger_dir()
         path = directory / ENTRIES_DIR / self.item_file_name(item_key)
-        return self._read_entry(path) or self._flat_ledger(directory).get(item_key)
+        return self._read_entry(EntryFiles(self.item_file_name), path) or self._flat_ledger(
+            directory
+        ).get(item_key)
 
     # -- LedgerLookups ---------------------------------------------------------------------
 
@@ -150,9 +171,10 @@ class JsonLeasesAndClaims(JsonClaims):
         directory = self._ledger_dir()
         _ledger_meta(directory / LEDGER_META)  # an unreadable one stops here, naming the fix
         flat = self._flat_ledger(directory)
+        files = EntryFiles(self.item_file_name)
         found: dict[str, ItemState] = {}
         for key in keys:
-            entry = self._read_entry(directory / ENTRIES_DIR / self.item_file_name(key))
+            entry = self._read_entry(files, directory / ENTRIES_DIR / self.item_file_name(key))
             entry = entry or flat.get(key)
             if entry is not None:
                 found[key] = entry
@@ -187,9 +209,9 @@ class JsonLeasesAndClaims(JsonClaims):
             set_aside.append(_set_aside(meta))
         entries = directory / ENTRIES_DIR
         names = sorted(os.listdir(entries)) if entries.is_dir() else []
-        for name in names:
-            if _entry_file(name) and _parse_entry(entries / name, self.item_file_name)[1]:
-                set_aside.append(_set_aside(entries / name))
+        files = EntryFiles(self.item_file_name)
+        unreadable = [name for name in names if _entry_file(name) and files.read(entries / name)[1]]
+        set_aside += [_set_aside(entries / name) for name in unreadable]
         for touched in {meta.parent, entries} if set_aside else ():
             if touched.is_dir():
                 self._sync_dir(touched)
@@ -225,39 +247,67 @@ class JsonLeasesAndClaims(JsonClaims):
 
         ``meta.json`` comes into being with ``os.link`` of a complete temporary file, which
         fails if another process was first: then theirs is kept, and the entries of both go
-        to ``items/``. A ledger kept by an older version as a flat file is carried over.
+        to ``items/`` (without hard links, the last one written is kept). An older one is
+        marked :data:`~.local_entries.LEDGER_LAYOUT_VERSION` before files are shared. A
+        ledger kept by an older version as a flat file is carried over.
         """
         directory = self._ledger_dir()
-        meta = directory / "meta.json"
+        meta = directory / LEDGER_META
         if meta.is_file():
+            stored = _ledger_meta(meta)
+            if stored is not None and stored.get("schema_version") != LEDGER_LAYOUT_VERSION:
+                self._write_file(meta, _meta_for_file(stored))  # before any file is shared
+                self._sync_dir(directory)
             return directory
-        (directory / "items").mkdir(parents=True, exist_ok=True)
+        (directory / ENTRIES_DIR).mkdir(parents=True, exist_ok=True)
         ledger = self.load(LEDGER_SESSION_ID)  # an older flat file, if any
         if ledger is not None:
-            for entry in ledger.items.values():
-                path = directory / "items" / self.item_file_name(entry.item_key)
-                self._write_file(path, entry.to_dict())
+            self._write_entries(directory / ENTRIES_DIR, list(ledger.items.values()))
         else:
             ledger = new_ledger()
         temporary = directory / f".meta.json.{secrets.token_hex(4)}.tmp"
-        self._write_file(temporary, ledger.meta_dict())
+        self._write_file(temporary, _meta_for_file(ledger.meta_dict()))
         try:
             os.link(temporary, meta)
         except FileExistsError:
             pass
+        except OSError:  # no hard links here: a racing creator's is as good as this one
+            os.replace(temporary, meta)
         finally:
             temporary.unlink(missing_ok=True)
         self._sync_dir(directory)
         self._sync_dir(directory.parent)
         return directory
 
-    def _read_entry(self, path: Path) -> ItemState | None:
-        """The entry in ``path``; ``None`` when there is none, or when it is unreadable (with
+    def _read_entry(self, files: EntryFiles, path: Path) -> ItemState | None:
+        """The entry of a name; ``None`` when there is none, or when it is unreadable (with
         a warning: it counts as absent)."""
-        entry, problem = _parse_entry(path, self.item_file_name)
+        entry, problem = files.read(path)
         if problem:
             warn_unreadable_entry(str(path), problem)
         return entry
+
+    def _load_ledger(self, directory: Path) -> SessionState:
+        """The whole ledger as a session (every entry read, a shared file parsed once).
+
+        Raises:
+            StateCorruptError: ``meta.json`` or an entry is unreadable; the message names it.
+        """
+        meta = _ledger_meta(directory / LEDGER_META) or {}
+        entries_dir = directory / ENTRIES_DIR
+        names = sorted(os.listdir(entries_dir)) if entries_dir.is_dir() else []
+        files = EntryFiles(self.item_file_name)
+        entries: list[ItemState] = []
+        for name in filter(_entry_file, names):
+            entry, problem = files.read(entries_dir / name)
+            if problem:
+                raise StateCorruptError(f"{entries_dir / name}: {problem}")
+            if entry is not None:
+                entries.append(entry)
+        try:
+            return SessionState.from_parts(_meta_from_file(meta), entries, ())
+        except StateCorruptError as error:
+            raise StateCorruptError(f"{directory / LEDGER_META}: {error}") from None
 
     def _flat_ledger(self, directory: Path) -> dict[str, ItemState]:
         """The entries of a ledger an older version kept as one flat file (until the next
@@ -273,31 +323,21 @@ def _entry_file(name: str) -> bool:
     return name.endswith(".json") and not name.startswith(".")
 
 
-def _parse_entry(
-    path: Path, file_name: Callable[[str], str]
-) -> tuple[ItemState | None, str | None]:
-    """Read an entry file: ``(entry, None)``, ``(None, None)`` when absent, or ``(None, why)``
-    when unreadable (or not the entry ``path`` is named for: ``file_name`` of its key)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    try:
-        data = json.loads(raw)
-        entry = ItemState.from_dict(data) if isinstance(data, dict) else None
-    except ValueError as error:
-        return None, f"not valid JSON: {error}"
-    except StateCorruptError as error:
-        return None, str(error)
-    if entry is None:
-        return None, "not a JSON object"
-    if file_name(entry.item_key) != path.name:
-        return None, f"it holds the entry of {entry.item_key!r}"
-    return entry, None
+def _meta_for_file(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ledger's metadata as its ``meta.json`` holds it (entry files may be shared)."""
+    return {**meta, "schema_version": LEDGER_LAYOUT_VERSION}
 
 
-def _ledger_meta(path: Path) -> None:
-    """Check the ledger's ``meta.json`` (absent is fine: no ledger, or not created yet).
+def _meta_from_file(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ledger's metadata from its ``meta.json`` (the records' schema version)."""
+    if meta.get("schema_version") == LEDGER_LAYOUT_VERSION:
+        return {**meta, "schema_version": SCHEMA_VERSION}
+    return meta
+
+
+def _ledger_meta(path: Path) -> dict[str, Any] | None:
+    """Check and read the ledger's ``meta.json`` (``None`` when absent: no ledger, or not
+    created yet).
 
     Raises:
         StateCorruptError: It is unreadable: one line naming it and the fix.
@@ -305,7 +345,7 @@ def _ledger_meta(path: Path) -> None:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return
+        return None
     why = None
     try:
         data = json.loads(raw)
@@ -315,18 +355,21 @@ def _ledger_meta(path: Path) -> None:
         if not isinstance(data, dict) or data.get("session_id") != LEDGER_SESSION_ID:
             why = "not the ledger's metadata"
         elif (
-            isinstance(data.get("schema_version"), int) and data["schema_version"] > SCHEMA_VERSION
+            isinstance(data.get("schema_version"), int)
+            and data["schema_version"] > LEDGER_LAYOUT_VERSION
         ):
             raise StateError(f"{path} was written by a newer q2google: upgrade q2google")
         else:
             try:
-                SessionState.from_dict({**data, "items": [], "batches": []})
+                SessionState.from_dict({**_meta_from_file(data), "items": [], "batches": []})
             except StateCorruptError as error:
                 why = str(error)
     if why is not None:
         raise StateCorruptError(
             f"the delivery ledger's {path} is unreadable ({why}); " + REBUILD_FIX
         )
+    assert isinstance(data, dict)
+    return data
 
 
 def _set_aside(path: Path) -> str:
