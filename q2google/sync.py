@@ -24,7 +24,7 @@ from q2google.config import Q2GoogleSettings, get_settings
 from q2google.errors import GoProAuthError, QuotaExhaustedError, TryLaterError
 from q2google.gopro import GoProLibrary, GoProSource
 from q2google.gphotos.models import MediaItemBatchCreateResponse
-from q2google.http_transport import AiohttpTransport
+from q2google.http_transport import http_client
 from q2google.photos import GooglePhotoLibraryPort
 from q2google.stages.album import add_to_session_album
 from q2google.stages.create import CreateStage
@@ -62,9 +62,7 @@ CDN_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=60.0, pool=120.0)
 
 def cdn_client() -> httpx.AsyncClient:
     """An HTTP client for the GoPro CDN (signed URLs; redirects followed)."""
-    return httpx.AsyncClient(
-        timeout=CDN_TIMEOUT, follow_redirects=True, transport=AiohttpTransport()
-    )
+    return http_client(timeout=CDN_TIMEOUT, follow_redirects=True)
 
 
 __all__ = ["GoProToPhotosSync", "SyncTransferMetrics"]

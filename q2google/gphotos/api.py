@@ -22,7 +22,7 @@ from q2google.gphotos.models import (
     MediaItemBatchCreateResponse,
 )
 from q2google.gphotos.quota import RequestMeter, request_kind
-from q2google.http_transport import AiohttpTransport
+from q2google.http_transport import AiohttpTransport, http_client
 from q2google.retry import (
     DEFAULT_POLICY,
     RETRYABLE_STATUSES,
@@ -34,6 +34,8 @@ from q2google.retry import (
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=300.0, write=300.0, pool=120.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+_ENDPOINTS_KEPT = 64
+"""API paths kept parsed (:meth:`GooglePhotosAPI._endpoint`)."""
 
 
 class TokenProvider(Protocol):
@@ -119,7 +121,8 @@ class GooglePhotosAPI:
         self.policy = policy
         self.meter = meter or RequestMeter()
         self._tokens = tokens
-        self._client = httpx.AsyncClient(
+        self._endpoints: dict[str, httpx.URL] = {}
+        self._client = http_client(
             base_url=self.base_url,
             timeout=timeout,
             transport=transport or AiohttpTransport(DEFAULT_LIMITS),
@@ -161,13 +164,13 @@ class GooglePhotosAPI:
         Raises:
             QuotaExhaustedError: The day's quota is used up: nothing was sent.
         """
-        kind = request_kind(url)
+        kind, target = request_kind(url), self._endpoint(url)
 
         async def attempt(token: str) -> httpx.Response:
             await self.meter.admit(kind)
             response = await self._client.request(
                 method,
-                url,
+                target,
                 json=json,
                 params=params,
                 content=content,
@@ -183,6 +186,18 @@ class GooglePhotosAPI:
             if not isinstance(content, AsyncIterator):  # a streamed body was consumed
                 response = await attempt(token)
         return response
+
+    def _endpoint(self, url: str) -> httpx.URL | str:
+        """An API path as an absolute URL, parsed once (httpx parses a string and joins it to
+        the base URL at every request); any other URL as it is."""
+        if not url.startswith("/"):
+            return url
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            if len(self._endpoints) >= _ENDPOINTS_KEPT:  # paths with ids: keep a few
+                self._endpoints.clear()
+            endpoint = self._endpoints[url] = httpx.URL(self.base_url + url)
+        return endpoint
 
     async def call(
         self,

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from q2google.state.outcomes import ItemMark
 from q2google.state.records import BatchState, ItemState, _Record, utc_now_iso
@@ -66,6 +66,7 @@ class ChangeTracking:
         _dirty_batches: set[int]
         _saved_meta: dict[str, Any] | None
         _lock: threading.Lock
+        __pydantic_private__: dict[str, Any] | None
         _meta_only: bool
 
         def meta_dict(self) -> dict[str, Any]: ...
@@ -74,19 +75,24 @@ class ChangeTracking:
 
     def record_changed(self, record: _Record) -> None:
         """Mark an item or batch of this session as changed since the last save (one that
-        had left memory as settled comes back: see :meth:`settle_saved`)."""
-        with self._lock:
+        had left memory as settled comes back: see :meth:`settle_saved`).
+
+        It runs at every assignment of a record's field: the private attributes are read
+        where pydantic keeps them, not through its ``__getattr__`` (a slow path)."""
+        private = cast("dict[str, Any]", self.__pydantic_private__)
+        with private["_lock"]:
             if isinstance(record, ItemState):
-                key = record.item_key
-                if key not in self._items and self._settled.pop(key, None) is not None:
-                    self._items[key] = record
-                self._dirty_items.add(key)
+                key, items = record.item_key, private["_items"]
+                if key not in items and private["_settled"].pop(key, None) is not None:
+                    items[key] = record
+                private["_dirty_items"].add(key)
             elif isinstance(record, BatchState):
-                index = record.batch_index
-                if index in self._batches_out and index not in self._batches:
-                    self._batches_out.discard(index)
-                    self._batches[index] = record
-                self._dirty_batches.add(index)
+                index, batches = record.batch_index, private["_batches"]
+                out = private["_batches_out"]
+                if index in out and index not in batches:
+                    out.discard(index)
+                    batches[index] = record
+                private["_dirty_batches"].add(index)
 
     def settle_as_saved(self) -> None:
         """From now on, let what a save stores as settled leave memory at the next
