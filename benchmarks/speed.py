@@ -3,7 +3,7 @@
 Usage::
 
     uv run python benchmarks/speed.py [--cases mixed,small] [--cap 5MiB] [--concurrency 4]
-        [--files 5000] [--small-cap none]
+        [--files 5000] [--small-cap none] [--repeat 1]
 
 For each case, starts ``q2google sandbox serve`` (its own process) with a per-connection
 bandwidth cap, then in this process runs (1) q2google's sync (JSON state in a temporary
@@ -16,6 +16,8 @@ a time under a plain :class:`asyncio.Semaphore`, registering the uploads by batc
 ``max(total bytes / (N x cap), largest file / cap)`` (the largest file has one connection each
 way, capped). Every run's items are checked byte for byte afterwards. Prints a table: wall
 seconds and wall/ideal of each run, and q2google's wall over the better reference's.
+``--repeat N`` runs the three N times in turn on the same sandbox and adds a row of medians:
+a shared machine's speed drifts by 10-20 % within minutes, more than the gap measured.
 
 Cases:
 
@@ -30,9 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -194,41 +198,55 @@ def _check(env: dict[str, str], library: SandboxLibrary, runs: int) -> None:
         raise SystemExit(f"wrong items in Google: {sum(got.values())}, {sum(expected.values())}")
 
 
-def run_case(case: Case, concurrency: int) -> str:
-    """Run q2google, then the reference twice, on one sandbox; return the table row."""
+def run_case(case: Case, concurrency: int, repeat: int = 1) -> list[str]:
+    """Run q2google, then the reference twice, ``repeat`` times on one sandbox; return the
+    table's rows (one per round, then their medians when there are several)."""
     library = SandboxLibrary.from_spec(case.library)
     sizes = [asset.size for _, _, asset in library.deliverables()]
     total = sum(sizes)
     ideal = max(total / (concurrency * case.cap), max(sizes) / case.cap) if case.cap else None
     faults = f"bandwidth={case.cap}" if case.cap else ""
-    walls: list[float] = []
+    rounds: list[list[float]] = []
     with (
         serve_process(case.library, faults) as served,
-        tempfile.TemporaryDirectory(prefix="q2google-speed-") as state_dir,
+        tempfile.TemporaryDirectory(prefix="q2google-speed-") as state_dirs,
     ):
-        started = time.perf_counter()
-        asyncio.run(sync_library(served.env, Path(state_dir), concurrency))
-        walls.append(time.perf_counter() - started)
         token = json.loads(Path(served.env["Q2GOOGLE_GOOGLE_TOKEN_FILE"]).read_text())
-        for largest_first in (False, True):
-            started = time.perf_counter()
-            run = reference(served.env, concurrency, token, largest_first=largest_first)
-            created = asyncio.run(run)
-            walls.append(time.perf_counter() - started)
-            if created != len(sizes):
-                raise SystemExit(f"the reference created {created} of {len(sizes)} items")
-        _check(served.env, library, runs=len(walls))
+        for number in range(repeat):  # each round's state is kept until the case ends
+            walls = [_timed(sync_library(served.env, Path(state_dirs, str(number)), concurrency))]
+            for largest_first in (False, True):
+                run = reference(served.env, concurrency, token, largest_first=largest_first)
+                walls.append(_timed(run, expected=len(sizes)))
+            rounds.append(walls)
+        _check(served.env, library, runs=3 * repeat)
 
-    def shown(wall: float) -> str:
-        return f"{wall:7.1f} {f'({wall / ideal:.2f}x)' if ideal else '':>8}"
+    def row(label: str, walls: list[float]) -> str:
+        shown = [f"{wall:7.1f} {f'({wall / ideal:.2f}x)' if ideal else '':>8}" for wall in walls]
+        cap = f"{case.cap / 1024**2:.0f}MiB/s" if case.cap else "none"
+        return (
+            f"{label:<9} {len(sizes):>6} {total / 1024**2:>7.0f} {concurrency:>3} {cap:>8} "
+            f"{f'{ideal:.1f}' if ideal else '-':>7} | "
+            + " | ".join(shown)
+            + f" | {walls[0] / min(walls[1:]):>7.2f}"
+        )
 
-    cap = f"{case.cap / 1024**2:.0f}MiB/s" if case.cap else "none"
-    return (
-        f"{case.name:<6} {len(sizes):>6} {total / 1024**2:>7.0f} {concurrency:>3} {cap:>8} "
-        f"{f'{ideal:.1f}' if ideal else '-':>7} | "
-        + " | ".join(shown(wall) for wall in walls)
-        + f" | {walls[0] / min(walls[1:]):>7.2f}"
-    )
+    rows = [
+        row(f"{case.name}{f' #{n + 1}' if repeat > 1 else ''}", w) for n, w in enumerate(rounds)
+    ]
+    if repeat > 1:
+        medians = [statistics.median(column) for column in zip(*rounds, strict=True)]
+        rows.append(row(f"{case.name} med", medians))
+    return rows
+
+
+def _timed(run: Coroutine[Any, Any, Any], expected: int | None = None) -> float:
+    """Seconds ``run`` took; when ``expected`` is given, it must return that many items."""
+    started = time.perf_counter()
+    created = asyncio.run(run)
+    wall = time.perf_counter() - started
+    if expected is not None and created != expected:
+        raise SystemExit(f"the reference created {created} of {expected} items")
+    return wall
 
 
 def main() -> None:
@@ -239,6 +257,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="files in flight (both)")
     parser.add_argument("--files", type=int, default=5000, help="photos of the small case")
     parser.add_argument("--small-cap", default="none", help="cap of the small case, or none")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per case (medians shown)")
     args = parser.parse_args()
     small_cap = None if args.small_cap == "none" else parse_size(args.small_cap)
     cases = {
@@ -250,12 +269,13 @@ def main() -> None:
         "small": Case("small", f"photos={args.files},photo_size=64KiB,seed=6", small_cap),
     }
     print(
-        f"{'case':<6} {'files':>6} {'MiB':>7} {'N':>3} {'cap':>8} {'ideal s':>7} | "
+        f"{'case':<9} {'files':>6} {'MiB':>7} {'N':>3} {'cap':>8} {'ideal s':>7} | "
         f"{'q2google s':<16} | {'reference s':<16} | {'ref largest 1st':<16} | q2g/ref",
         flush=True,
     )
     for name in args.cases.split(","):
-        print(run_case(cases[name.strip()], args.concurrency), flush=True)
+        for row in run_case(cases[name.strip()], args.concurrency, args.repeat):
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from q2google.file_names import extension as file_extension
 from q2google.gopro.source import GoProAnswerError, GoProFile, MediaRow, SearchPage, Verdict
 
 
@@ -336,12 +336,11 @@ def _real_extension(entry: Mapping[str, Any]) -> str | None:
     declared = entry.get("type")
     if isinstance(declared, str) and _EXTENSION.fullmatch(declared):
         return declared.lower()
-    suffix = PurePosixPath(urlsplit(str(entry.get("url") or "")).path).suffix
-    return suffix.lower().removeprefix(".") or None
+    return file_extension(urlsplit(str(entry.get("url") or "")).path) or None
 
 
 def _with_extension(name: str, extension: str | None) -> str:
-    if extension is None or PurePosixPath(name).suffix.lower() == f".{extension}":
+    if extension is None or file_extension(name) == extension:
         return name
     return f"{name}.{extension}"
 

@@ -7,7 +7,8 @@ A file outside these is never downloaded nor uploaded: it is skipped with the li
 from __future__ import annotations
 
 import mimetypes
-from pathlib import PurePosixPath
+
+from q2google.file_names import extension
 
 MAX_PHOTO_BYTES = 200 * 1024**2
 """Largest photo Google Photos accepts ("200 MB")."""
@@ -66,11 +67,6 @@ VIDEO_TYPES: dict[str, str] = {
     "wmv": "video/x-ms-wmv",
 }
 """Video extensions Google Photos accepts, with their MIME types."""
-
-
-def extension(file_name: str) -> str:
-    """The file name's extension, lower case, without the dot (``""`` when none)."""
-    return PurePosixPath(file_name).suffix.lower().removeprefix(".")
 
 
 def mime_type(file_name: str) -> str:

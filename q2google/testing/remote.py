@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from q2google.errors import GoProAuthError
+from q2google.file_names import extension
 from q2google.gopro import GoProFile, GoProSource, MediaGoneError, Verdict
 from q2google.gopro.shapes import MEDIA_KINDS, Originals
-from q2google.gphotos.limits import PHOTO_TYPES, VIDEO_TYPES, extension
+from q2google.gphotos.limits import PHOTO_TYPES, VIDEO_TYPES
 from q2google.photos import GooglePhotoLibraryPort, NewItemSpec
 
 MEDIA_CHECKED = 12
