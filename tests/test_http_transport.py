@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from q2google.http_transport import AiohttpTransport
+from q2google.http_transport import AiohttpTransport, http_client
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 SHORT = httpx.Timeout(connect=5.0, read=0.3, write=0.3, pool=0.3)
@@ -77,8 +77,15 @@ async def web_server() -> AsyncIterator[str]:
             }
         )
 
+    async def cookie(request: web.Request) -> web.Response:
+        answer = web.json_response({"cookie": request.headers.get("Cookie")})
+        if "set" in request.query:
+            answer.set_cookie("session", request.query["set"])
+        return answer
+
     app = web.Application()
     app.router.add_get("/bytes/{size}", some_bytes)
+    app.router.add_get("/cookie", cookie)
     app.router.add_post("/echo", echo)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -312,3 +319,25 @@ async def test_the_request_goes_as_httpx_built_it() -> None:
     head = asked[0].split(b"\r\n\r\n")[0].decode().lower()
     assert head.startswith("post /a%7eb%5b?x-signature=ab%2fc%3d http/1.1")
     assert "content-type" not in head
+
+
+async def test_cookies_an_answer_sets_are_sent_back_and_others_cost_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``http_client`` looks for cookies only in answers that set one, and keeps those."""
+    looked: list[str] = []
+    extract = httpx.Cookies.extract_cookies
+
+    def spied(self: httpx.Cookies, response: httpx.Response) -> None:
+        looked.append(response.url.path)
+        extract(self, response)
+
+    monkeypatch.setattr(httpx.Cookies, "extract_cookies", spied)
+    async with web_server() as origin, http_client(timeout=SHORT) as http:
+        assert (await http.get(f"{origin}/cookie")).json() == {"cookie": None}
+        assert (await http.get(f"{origin}/cookie", params={"set": "abc"})).json() == {
+            "cookie": None
+        }
+        assert (await http.get(f"{origin}/cookie")).json() == {"cookie": "session=abc"}
+        assert http.cookies.get("session") == "abc"
+    assert looked == ["/cookie"], "only the answer that set one was looked at"
