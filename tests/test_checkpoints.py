@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from q2google.checkpoints import Checkpoints
+from q2google.checkpoints import SOON_BYTES, SOON_EVERY, Checkpoints
 from q2google.state import SessionState
 from q2google.testing import sample_session
 
@@ -128,3 +128,58 @@ def test_a_save_whose_caller_is_cancelled_ends_before_the_next_begins() -> None:
 
     assert asyncio.run(main()) == (True, True)
     assert not overlapped, "two saves of one session ran at once"
+
+
+def test_changes_saved_soon_wait_for_a_group_or_any_other_save() -> None:
+    """A small photo's upload costs less than a save: ``soon`` saves every SOON_EVERY-th
+    call; any save stores the changes waiting, and ``drain`` saves what still waits."""
+    calls: list[str] = []
+
+    async def main() -> list[int]:
+        checkpoints = Checkpoints(lambda state: calls.append(state.session_id))
+        state, other = sample_session("photos", items=1), sample_session("other", items=1)
+        seen = []
+        for _ in range(SOON_EVERY - 1):
+            checkpoints.soon(state)
+        checkpoints.soon(other)
+        await checkpoints.settle()
+        seen.append(len(calls))  # nothing yet: fifteen wait
+        checkpoints.soon(state)  # the sixteenth starts a save
+        await checkpoints.settle()
+        seen.append(len(calls))
+        for _ in range(3):
+            checkpoints.soon(state)
+        await checkpoints.save(state)  # any save stores what waits
+        for _ in range(SOON_EVERY - 1):
+            checkpoints.soon(state)
+        await checkpoints.settle()
+        seen.append(len(calls))  # the count began anew at that save
+        await checkpoints.drain()  # the run ends: what waits is saved
+        seen.append(len(calls))
+        return seen
+
+    assert asyncio.run(main()) == [0, 1, 2, 4]
+    assert sorted(calls[2:]) == ["other", "photos"]
+
+
+def test_changes_saved_soon_wait_for_no_more_than_so_many_bytes_of_uploads() -> None:
+    """A crash costs at most SOON_BYTES of uploads again: larger photos save more often."""
+    calls: list[str] = []
+
+    async def main() -> list[int]:
+        checkpoints = Checkpoints(lambda state: calls.append(state.session_id))
+        state = sample_session("photos", items=1)
+        seen = []
+        for size in (SOON_BYTES // 2, SOON_BYTES // 2 - 1):
+            checkpoints.soon(state, size)
+        await checkpoints.settle()
+        seen.append(len(calls))  # one byte short
+        checkpoints.soon(state, 1)
+        await checkpoints.settle()
+        seen.append(len(calls))
+        checkpoints.soon(state, SOON_BYTES)  # one large enough saves at once
+        await checkpoints.settle()
+        seen.append(len(calls))
+        return seen
+
+    assert asyncio.run(main()) == [0, 1, 2]

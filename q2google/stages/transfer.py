@@ -69,8 +69,9 @@ Claim = Callable[[Sequence[ItemState]], Awaitable[set[str]]]
 """Which of these files this run may transfer now (their keys); it records why not on each
 other item itself."""
 SMALL_FILE_BYTES = 1024 * 1024
-"""Files up to this size are claimed several at a time, and go on once uploaded while their
-checkpoint is saved (``persist_soon``): a crash before it costs their upload again, never a
+"""Files up to this size are claimed several at a time, and go on once uploaded without
+waiting for their checkpoint (``persist_soon``: one save for several, see
+:data:`q2google.checkpoints.SOON_EVERY`): a crash before it costs their upload again, never a
 duplicate (nothing is created before a checkpoint holds its token). For thousands of small
 photos, a claim and a save each cost more than the transfer."""
 CLAIM_AHEAD = 16
@@ -92,8 +93,9 @@ class TransferStage:
         limit: Caps the files transferring at once below ``concurrency`` when Google asks to
             slow down; each file's transfer holds one of its slots.
         clock: Stamps upload tokens (their age decides their fate) and times the metrics.
-        persist_soon: Starts a checkpoint without waiting for it (see
-            :data:`SMALL_FILE_BYTES`); without it, every checkpoint is waited for.
+        persist_soon: Asks for a checkpoint without waiting for it, after a small file's
+            upload of so many bytes (see :data:`SMALL_FILE_BYTES`); without it, every
+            checkpoint is waited for.
     """
 
     def __init__(
@@ -107,7 +109,7 @@ class TransferStage:
         policy: RetryPolicy = DEFAULT_POLICY,
         limit: AdaptiveLimit | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        persist_soon: Callable[[SessionState], None] | None = None,
+        persist_soon: Callable[[SessionState, int], None] | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
@@ -290,7 +292,7 @@ class TransferStage:
         item.transfer_status = StageStatus.COMPLETED
         metrics.files_sent += 1
         if self.persist_soon is not None and _small(item):
-            self.persist_soon(state)
+            self.persist_soon(state, item.size_bytes or 0)
         else:
             await self.persist(state)
         return True
