@@ -47,7 +47,7 @@ def http_client(
 
     Args:
         transport: Another transport (tests pass a mock one).
-        options: ``httpx.AsyncClient``'s other arguments (not ``cookies``).
+        options: ``httpx.AsyncClient``'s other arguments.
     """
     return _Client(transport=transport or AiohttpTransport(), **options)
 
@@ -65,9 +65,9 @@ class _CookiesWhenSet(httpx.Cookies):
 class _Client(httpx.AsyncClient):
     """:func:`http_client`'s client: its cookies are :class:`_CookiesWhenSet`."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, cookies: CookieTypes | None = None, **options: Any) -> None:
         super().__init__(**options)
-        self._kept_cookies = _CookiesWhenSet()
+        self._kept_cookies = _CookiesWhenSet(cookies)
 
     @property
     def cookies(self) -> httpx.Cookies:

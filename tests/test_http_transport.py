@@ -341,3 +341,5 @@ async def test_cookies_an_answer_sets_are_sent_back_and_others_cost_nothing(
         assert (await http.get(f"{origin}/cookie")).json() == {"cookie": "session=abc"}
         assert http.cookies.get("session") == "abc"
     assert looked == ["/cookie"], "only the answer that set one was looked at"
+    async with web_server() as origin, http_client(cookies={"given": "1"}) as http:
+        assert (await http.get(f"{origin}/cookie")).json() == {"cookie": "given=1"}

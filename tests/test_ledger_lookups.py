@@ -15,7 +15,7 @@ from pymongo import MongoClient
 
 from q2google.errors import EXIT_BAD_INPUT, StateCorruptError, StateError
 from q2google.state import LEDGER_SESSION_ID, DeliveryLedger, JsonFileBackend
-from q2google.state.local_entries import ENTRIES_PER_FILE
+from q2google.state.local_entries import ENTRIES_PER_FILE, EntryFiles
 from q2google.state.mongo import MongoBackend
 from q2google.testing.ledger_contract import delivered_file, recorded
 from tests.mongo_commands import CommandNames
@@ -131,6 +131,21 @@ def test_entries_recorded_together_share_a_file_and_each_name_reads_its_own(
     assert backend.ledger_size() == count
     assert len(DeliveryLedger(backend)) == count, "the whole ledger reads every entry once"
     assert DeliveryLedger(backend).delivered("m7-0") == "google-7"
+
+
+def test_a_name_read_twice_reads_its_entry_twice(tmp_path: Path) -> None:
+    """A shared file's entries are kept until each is read once; a second read parses again."""
+    backend, directory = _json_ledger(tmp_path)
+    files = EntryFiles(backend.item_file_name)
+    names = [directory / "items" / backend.item_file_name(f"m{n}-0") for n in (1, 0, 1, 2, 2)]
+    read = [files.read(name) for name in names]
+    assert [(entry.media_item_id if entry else None, problem) for entry, problem in read] == [
+        ("google-1", None),
+        ("google-0", None),
+        ("google-1", None),
+        ("google-2", None),
+        ("google-2", None),
+    ]
 
 
 def test_an_entry_recorded_again_replaces_its_own_name_only(tmp_path: Path) -> None:

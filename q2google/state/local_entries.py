@@ -45,7 +45,9 @@ def encode_entries(entries: Sequence[ItemState]) -> bytes:
 
 
 class EntryFiles:
-    """Reads entry files, parsing each shared file once however many of its names are read.
+    """Reads entry files, parsing each shared file once however many of its names are read
+    (it keeps a shared file's entries until each has been read: a lookup or a whole-ledger
+    read holds no more than the files it is partway through).
 
     Args:
         file_name: An item key's entry file name (to tell which entry a name is for).
@@ -66,18 +68,20 @@ class EntryFiles:
         with os.fdopen(fd, "rb") as handle:
             status = os.fstat(fd)
             identity = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-            shared = self._shared.get(identity)
-            if shared is None:
+            shared = self._shared.pop(identity, None)
+            if shared is None or path.name not in shared:  # not parsed, or this name read
                 parsed = self._parse(handle.read())
                 if isinstance(parsed, str):
                     return None, parsed
                 if isinstance(parsed, list):
                     return self._alone(parsed[0], path.name)
-                shared = self._shared[identity] = parsed
-        data = shared.get(path.name)
+                shared = parsed
+        data = shared.pop(path.name, None)
         if data is None:
             held = ", ".join(sorted(repr(entry.get("item_key")) for entry in shared.values()))
             return None, f"it holds the entries of {held}"
+        if shared:  # for its other names
+            self._shared[identity] = shared
         try:
             return ItemState.from_dict(data), None
         except StateCorruptError as error:
