@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 from pathlib import Path
 
 import pytest
@@ -134,22 +135,47 @@ def test_without_the_claims_protocol_claims_hold_within_the_ledger(tmp_path: Pat
     assert ledger.claim("n-0", "two")
 
 
-def test_files_claimed_together_share_one_claim_file(tmp_path: Path) -> None:
-    """A group of small photos costs the filesystem one file, not one per photo."""
+def _claim_files(claims: Path) -> list[Path]:
+    return [path for path in claims.iterdir() if not path.name.startswith(".")]
+
+
+def test_a_sessions_claims_are_names_of_one_file(tmp_path: Path) -> None:
+    """Claiming small photos makes no file and releasing them deletes none, only names."""
     backend = JsonFileBackend(tmp_path)
-    keys = [f"photo-{number:02}" for number in range(16)]
+    keys = [f"photo-{number:02}" for number in range(32)]
     claims = tmp_path / "q2google-ledger" / "claims"
     with backend.lease("night"):  # a run holds them
-        assert backend.claim_items(keys, "night") == keys
+        assert backend.claim_items(keys[:16], "night") == keys[:16]
+        assert backend.claim_items(keys[16:], "night") == keys[16:]
         files = {backend.item_file_name(key): key for key in keys}
-        assert sorted(path.name for path in claims.iterdir()) == sorted(files)
+        assert sorted(path.name for path in _claim_files(claims)) == sorted(files)
         assert len({path.stat().st_ino for path in claims.iterdir()}) == 1
-        assert (claims / backend.item_file_name(keys[0])).stat().st_nlink == 16
+        record = claims / ".night.claim"
+        assert json.loads(record.read_text())["session_id"] == "night"
+        assert record.stat().st_nlink == 33
         assert backend.claim_items(keys, "day") == [], "each name tells the holder"
         backend.release_items(keys[:8], "night")
         assert backend.claim_items(keys, "day") == keys[:8]
-        assert (claims / backend.item_file_name(keys[-1])).stat().st_nlink == 8
+        assert record.stat().st_nlink == 25
+        assert len({path.stat().st_ino for path in claims.iterdir()}) == 2, "day's record"
     assert not [path for path in claims.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_a_claim_record_with_many_names_is_followed_by_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("q2google.state.local_claims.CLAIM_RECORD_LINKS", 6)
+    backend = JsonFileBackend(tmp_path)
+    keys = [f"photo-{number:02}" for number in range(12)]
+    claims = tmp_path / "q2google-ledger" / "claims"
+    with backend.lease("night"):
+        for start in range(0, 12, 4):
+            assert backend.claim_items(keys[start : start + 4], "night") == keys[start : start + 4]
+        assert len(_claim_files(claims)) == 12
+        assert len({path.stat().st_ino for path in _claim_files(claims)}) == 3
+        assert backend.claim_items(keys, "day") == []
+        backend.release_items(keys, "night")
+        assert _claim_files(claims) == []
 
 
 def test_without_hard_links_each_claim_is_a_file(
@@ -163,7 +189,7 @@ def test_without_hard_links_each_claim_is_a_file(
     keys = ["photo-1", "photo-2", "photo-3"]
     with backend.lease("night"):
         assert backend.claim_items(keys, "night") == keys
-        files = list((tmp_path / "q2google-ledger" / "claims").iterdir())
+        files = _claim_files(tmp_path / "q2google-ledger" / "claims")
         assert len(files) == 3
         assert len({path.stat().st_ino for path in files}) == 3
         assert backend.claim_items(keys, "day") == []

@@ -2,7 +2,8 @@
 
 Layout, in the ledger's directory (``{state_dir}/q2google-ledger``)::
 
-    claims/{item}.json     who is delivering a file now (session_id, since)
+    claims/{item}.json     who is delivering a file now (session_id, since): a name of
+                           the session's claim record, claims/.{session_id}.claim
     .claims.lock           held for an instant around each claim (or group of claims)
 
 A claim is read, judged and written while ``.claims.lock`` is held, so two processes never
@@ -10,15 +11,18 @@ both take one. A claim whose session's lease is free (its run died) is taken ove
 not fsynced: a claim only means something while its run is alive. The threads of one process
 queue on a thread lock before the file lock, whose waiters poll.
 
-The claims of files claimed together are one file under several names (hard links,
-:mod:`.local_links`): a group of small photos costs one file made and one let go, not one per
-photo.
+A session's claims are one file, its claim record ``claims/.{session_id}.claim``, under each
+claimed file's name (hard links, :mod:`.local_links`): claiming makes no file, and releasing
+deletes none, only names. Where hard links are refused (FAT, some network shares), each claim
+is a file of its own.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +39,7 @@ from q2google.errors import (
 )
 from q2google.state.base import utc_now_iso, validate_session_id
 from q2google.state.ledger import LEDGER_SESSION_ID
-from q2google.state.local_links import write_linked
+from q2google.state.local_links import link_names, written
 
 if TYPE_CHECKING:
     from q2google.state.lease import FileLeases
@@ -48,6 +52,9 @@ CLAIMS_LOCK_WAIT_SECONDS = 30.0
 """Each holder keeps the claims lock for an instant; waiting this long means a stuck disk."""
 CLAIMS_LOCK_POLL_SECONDS = 0.002
 """How often a process waiting for another's claims lock tries it again (held an instant)."""
+CLAIM_RECORD_LINKS = 1000
+"""Names a session's claim record takes before a new one is made (filesystems limit a file's
+links: NTFS to 1,024)."""
 
 
 class JsonClaims:
@@ -177,10 +184,33 @@ class JsonClaims:
 
 
 def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> None:
-    """Write one claim record under each of ``paths`` (:func:`~.local_links.write_linked`; not
-    fsynced: a claim only counts while its run is alive)."""
+    """Give the session's claim record each of ``paths`` as a name
+    (:func:`~.local_links.link_names`; not fsynced: a claim only counts while its run is
+    alive)."""
+    if not paths:
+        return
     record = json.dumps({"session_id": session_id, "since": utc_now_iso()}).encode()
-    write_linked(directory, record, paths, durable=False)
+    source = _claim_record(directory, session_id, record, len(paths))
+    link_names(source, record, paths, durable=False)
+
+
+def _claim_record(directory: Path, session_id: str, record: bytes, more: int) -> Path:
+    """The session's claim record, ``.{session_id}.claim`` (hidden: never a claim's name),
+    made when missing or when ``more`` names would take it past :data:`CLAIM_RECORD_LINKS`
+    (past it anyway, a name that the filesystem refuses is a file of its own)."""
+    path = directory / f".{session_id}.claim"
+    try:
+        if os.stat(path).st_nlink + more <= CLAIM_RECORD_LINKS:
+            return path
+    except FileNotFoundError:
+        pass
+    made = written(directory / f".{session_id}.{secrets.token_hex(4)}.tmp", record)
+    try:
+        os.replace(made, path)  # the one before keeps its names
+    except BaseException:
+        made.unlink(missing_ok=True)
+        raise
+    return path
 
 
 @functools.cache

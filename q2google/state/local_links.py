@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["write_linked", "written"]
+__all__ = ["link_names", "write_linked", "written"]
 
 
 def write_linked(directory: Path, payload: bytes, paths: Sequence[Path], *, durable: bool) -> None:
@@ -38,10 +38,20 @@ def write_linked(directory: Path, payload: bytes, paths: Sequence[Path], *, dura
         return
     shared = written(directory / f".shared.{secrets.token_hex(8)}.tmp", payload, durable=durable)
     try:
-        for path in dict.fromkeys(paths):
-            _name(shared, path, payload, durable=durable)
+        link_names(shared, payload, paths, durable=durable)
     finally:
         shared.unlink(missing_ok=True)
+
+
+def link_names(shared: Path, payload: bytes, paths: Sequence[Path], *, durable: bool) -> None:
+    """Give the file ``shared`` (holding ``payload``) each of ``paths`` as a name, as
+    :func:`write_linked` does.
+
+    Raises:
+        OSError: The disk refused (as :func:`write_linked`).
+    """
+    for path in dict.fromkeys(paths):
+        _name(shared, path, payload, durable=durable)
 
 
 def _name(shared: Path, path: Path, payload: bytes, *, durable: bool) -> None:
