@@ -225,16 +225,20 @@ def warm_search(sandbox: Sandbox) -> None:
 
 
 def state_size(settings: Q2GoogleSettings) -> str:
-    """The state's size: bytes on disk (JSON) or MongoDB's ``dataSize``."""
+    """The state's size: bytes on disk (JSON: a file under several names counted once) or
+    MongoDB's ``dataSize``."""
     if settings.state_uri and settings.state_uri.startswith("mongodb"):
         import pymongo
 
         client: Any = pymongo.MongoClient(settings.state_uri)
         stats = client.get_default_database().command("dbStats")
         return f"{stats.get('dataSize', 0) / 2**20:.1f} MiB (dataSize)"
-    total = sum(path.stat().st_size for path in settings.state_dir.rglob("*") if path.is_file())
-    files = sum(1 for path in settings.state_dir.rglob("*") if path.is_file())
-    return f"{total / 2**20:.1f} MiB in {files} files"
+    sizes = {
+        (status.st_dev, status.st_ino): status.st_size
+        for status in (path.stat() for path in settings.state_dir.rglob("*") if path.is_file())
+    }
+    names = sum(1 for path in settings.state_dir.rglob("*") if path.is_file())
+    return f"{sum(sizes.values()) / 2**20:.1f} MiB in {len(sizes)} files ({names} names)"
 
 
 def main() -> None:
