@@ -15,6 +15,7 @@ from pymongo import MongoClient
 
 from q2google.errors import EXIT_BAD_INPUT, StateCorruptError, StateError
 from q2google.state import LEDGER_SESSION_ID, DeliveryLedger, JsonFileBackend
+from q2google.state.ledger import new_ledger
 from q2google.state.local_entries import ENTRIES_PER_FILE, EntryFiles
 from q2google.state.mongo import MongoBackend
 from q2google.testing.ledger_contract import delivered_file, recorded
@@ -113,7 +114,7 @@ def test_entries_recorded_together_share_a_file_and_each_name_reads_its_own(
     directory = tmp_path / "state" / LEDGER_SESSION_ID
     assert sorted(_inodes(directory).values()) == [20, ENTRIES_PER_FILE, ENTRIES_PER_FILE]
     assert not [path for path in (directory / "items").iterdir() if path.name.startswith(".")]
-    assert json.loads((directory / "meta.json").read_text())["schema_version"] == 3
+    assert json.loads((directory / "meta.json").read_text())["schema_version"] == 4
 
     parsed: list[bytes] = []
     loads = json.loads
@@ -203,12 +204,30 @@ def test_a_ledger_of_one_file_per_entry_is_marked_before_files_are_shared(
     meta.write_text(json.dumps({**stored, "schema_version": 2}))  # as earlier versions wrote it
     assert DeliveryLedger(backend).delivered_many(["old-0"]) == {"old-0": "google-old"}
     recorded(backend, *(delivered_file(f"m{n}", f"google-{n}") for n in range(2)))
-    assert json.loads(meta.read_text())["schema_version"] == 3
+    assert json.loads(meta.read_text())["schema_version"] == 4
     assert len(DeliveryLedger(backend)) == 3
 
-    meta.write_text(json.dumps({**stored, "schema_version": 4}))
+    meta.write_text(json.dumps({**stored, "schema_version": 5}))
     with pytest.raises(StateError, match="newer q2google"):
         DeliveryLedger(backend).delivered_many(["old-0"])
+
+
+def test_a_ledger_an_older_q2google_made_first_is_marked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes make the ledger at once and the other, older, one wins: its meta.json is
+    marked before a file is shared."""
+    backend = JsonFileBackend(tmp_path / "state")
+
+    def older_first(self: JsonFileBackend, directory: Path, meta: Path) -> None:
+        (directory / "items").mkdir(parents=True)
+        meta.write_text(json.dumps({**new_ledger().meta_dict(), "schema_version": 2}))
+
+    monkeypatch.setattr(JsonFileBackend, "_create_ledger", older_first)
+    recorded(backend, *(delivered_file(f"m{n}", f"google-{n}") for n in range(2)))
+    meta = tmp_path / "state" / LEDGER_SESSION_ID / "meta.json"
+    assert json.loads(meta.read_text())["schema_version"] == 4
+    assert len(DeliveryLedger(backend)) == 2
 
 
 def test_without_hard_links_each_entry_is_a_file_of_its_own(
@@ -225,6 +244,8 @@ def test_without_hard_links_each_entry_is_a_file_of_its_own(
     recorded(backend, delivered_file("m1", "google-again"), delivered_file("m3", "google-3"))
     assert sorted(_inodes(directory).values()) == [1, 1, 1, 1]
     assert not [path for path in (directory / "items").iterdir() if path.name.startswith(".")]
+    for path in (directory / "items").iterdir():  # each holds its own entry, not the group's
+        assert backend.item_file_name(json.loads(path.read_text())["item_key"]) == path.name
     assert DeliveryLedger(backend).delivered_many(["m0-0", "m1-0", "m3-0"]) == {
         "m0-0": "google-0",
         "m1-0": "google-again",

@@ -161,6 +161,19 @@ def test_a_sessions_claims_are_names_of_one_file(tmp_path: Path) -> None:
     assert not [path for path in claims.iterdir() if path.name.endswith(".tmp")]
 
 
+def test_a_claim_record_that_does_not_name_its_session_is_made_again(tmp_path: Path) -> None:
+    """A power cut can empty a file made just before it: new claims never go to such a
+    record, which would make them nobody's (free for another running session)."""
+    backend = JsonFileBackend(tmp_path)
+    claims = tmp_path / "q2google-ledger" / "claims"
+    with backend.lease("night"), backend.lease("day"):
+        assert backend.claim_items(["a"], "night") == ["a"]
+        (claims / ".night.claim").write_bytes(b"")  # emptied: "a" is anybody's now
+        assert backend.claim_items(["b"], "night") == ["b"]
+        assert json.loads((claims / ".night.claim").read_text())["session_id"] == "night"
+        assert backend.claim_items(["b"], "day") == [], "b is night's"
+
+
 def test_a_claim_record_with_many_names_is_followed_by_a_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,8 +2,9 @@
 
 Layout, in the ledger's directory (``{state_dir}/q2google-ledger``)::
 
-    claims/{item}.json     who is delivering a file now (session_id, since): a name of
-                           the session's claim record, claims/.{session_id}.claim
+    claims/{item}.json     who is delivering a file now: a name of the session's claim
+                           record, claims/.{session_id}.claim (session_id, and since
+                           when the record exists)
     .claims.lock           held for an instant around each claim (or group of claims)
 
 A claim is read, judged and written while ``.claims.lock`` is held, so two processes never
@@ -191,16 +192,19 @@ def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> No
         return
     record = json.dumps({"session_id": session_id, "since": utc_now_iso()}).encode()
     source = _claim_record(directory, session_id, record, len(paths))
-    link_names(source, record, paths, durable=False)
+    link_names(source, paths, [record] * len(paths), durable=False)
 
 
 def _claim_record(directory: Path, session_id: str, record: bytes, more: int) -> Path:
     """The session's claim record, ``.{session_id}.claim`` (hidden: never a claim's name),
-    made when missing or when ``more`` names would take it past :data:`CLAIM_RECORD_LINKS`
-    (past it anyway, a name that the filesystem refuses is a file of its own)."""
+    made again when it is missing, does not name the session (a power cut can empty a file
+    made just before it), or when ``more`` names would take it past
+    :data:`CLAIM_RECORD_LINKS` (past it anyway, a name that the filesystem refuses is a file
+    of its own)."""
     path = directory / f".{session_id}.claim"
     try:
-        if os.stat(path).st_nlink + more <= CLAIM_RECORD_LINKS:
+        fits = os.stat(path).st_nlink + more <= CLAIM_RECORD_LINKS
+        if fits and _claim_holder(path) == session_id:
             return path
     except FileNotFoundError:
         pass

@@ -29,9 +29,12 @@ ENTRIES_PER_FILE = 50
 """Most entries in one shared file (a batchCreate's worth): a lookup reads the whole file."""
 ENTRIES_KEY = "ledger_entries"
 """The key of a shared file's list of entries."""
-LEDGER_LAYOUT_VERSION = 3
+LEDGER_LAYOUT_VERSION = 4
 """``schema_version`` of the ledger's ``meta.json`` once entry files may be shared (the
-records keep :data:`~q2google.state.SCHEMA_VERSION`'s form, 2)."""
+records keep :data:`~q2google.state.SCHEMA_VERSION`'s form, 2). Above the journal layout's
+(:data:`~q2google.state.local_files.JOURNAL_LAYOUT_VERSION`, 3), so that a q2google before
+it reading the ledger as a session says "newer q2google", not "journal missing"; a change of
+the records' form must take a number above both."""
 
 FileName = Callable[[str], str]
 """An item key's entry file name (``JsonFileBackend.item_file_name``)."""

@@ -37,7 +37,8 @@ JOURNAL_LAYOUT_VERSION = 3
 The records themselves are in :data:`~q2google.state.SCHEMA_VERSION`'s form (2); the journal
 layout gets a number of its own above it so that a q2google that knows only one file per
 record refuses such a session ("written by a newer q2google") instead of reading it as empty.
-A change of the records' form must take a number above this one.
+A change of the records' form must take a number above this one and the delivery ledger's
+(:data:`~q2google.state.local_entries.LEDGER_LAYOUT_VERSION`).
 """
 ITEM_FILE_RE = re.compile(r"\.[0-9a-f]{10}\.json$")
 """Names of item files of the layout with one file per record (and of the ledger's entries);

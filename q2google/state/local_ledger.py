@@ -138,7 +138,8 @@ class JsonLeasesAndClaims(JsonClaims):
         for start in range(0, len(latest), ENTRIES_PER_FILE):
             group = latest[start : start + ENTRIES_PER_FILE]
             names = [items / self.item_file_name(entry.item_key) for entry in group]
-            write_linked(items, encode_entries(group), names, durable=self.durable)
+            alone = [encode_entries([entry]) for entry in group]  # where links are refused
+            write_linked(items, encode_entries(group), names, durable=self.durable, alone=alone)
         self._sync_dir(items)
 
     def delivered_entry(self, item_key: str) -> ItemState | None:
@@ -253,12 +254,15 @@ class JsonLeasesAndClaims(JsonClaims):
         """
         directory = self._ledger_dir()
         meta = directory / LEDGER_META
-        if meta.is_file():
-            stored = _ledger_meta(meta)
-            if stored is not None and stored.get("schema_version") != LEDGER_LAYOUT_VERSION:
-                self._write_file(meta, _meta_for_file(stored))  # before any file is shared
-                self._sync_dir(directory)
-            return directory
+        if not meta.is_file():
+            self._create_ledger(directory, meta)
+        stored = _ledger_meta(meta)  # another's, made first, may be an older one
+        if stored is not None and stored.get("schema_version") != LEDGER_LAYOUT_VERSION:
+            self._write_file(meta, _meta_for_file(stored))  # before any file is shared
+            self._sync_dir(directory)
+        return directory
+
+    def _create_ledger(self, directory: Path, meta: Path) -> None:
         (directory / ENTRIES_DIR).mkdir(parents=True, exist_ok=True)
         ledger = self.load(LEDGER_SESSION_ID)  # an older flat file, if any
         if ledger is not None:
@@ -277,7 +281,6 @@ class JsonLeasesAndClaims(JsonClaims):
             temporary.unlink(missing_ok=True)
         self._sync_dir(directory)
         self._sync_dir(directory.parent)
-        return directory
 
     def _read_entry(self, files: EntryFiles, path: Path) -> ItemState | None:
         """The entry of a name; ``None`` when there is none, or when it is unreadable (with

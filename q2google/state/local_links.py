@@ -19,7 +19,14 @@ from pathlib import Path
 __all__ = ["link_names", "write_linked", "written"]
 
 
-def write_linked(directory: Path, payload: bytes, paths: Sequence[Path], *, durable: bool) -> None:
+def write_linked(
+    directory: Path,
+    payload: bytes,
+    paths: Sequence[Path],
+    *,
+    durable: bool,
+    alone: Sequence[bytes] | None = None,
+) -> None:
     """Write ``payload`` once and give it each of ``paths`` as a name, each atomically (a name
     that held something else is replaced at once: a reader sees the old file or the new).
 
@@ -29,6 +36,8 @@ def write_linked(directory: Path, payload: bytes, paths: Sequence[Path], *, dura
         paths: Its names (a name given twice is linked once).
         durable: fsync the file (a file of its own for each name too) before any name points
             to it; the directory's fsync is the caller's.
+        alone: What each name holds where it must be a file of its own (hard links refused),
+            in the order of ``paths``; ``payload`` when not given.
 
     Raises:
         OSError: The disk refused; a name already given keeps the new file, the others keep
@@ -38,19 +47,21 @@ def write_linked(directory: Path, payload: bytes, paths: Sequence[Path], *, dura
         return
     shared = written(directory / f".shared.{secrets.token_hex(8)}.tmp", payload, durable=durable)
     try:
-        link_names(shared, payload, paths, durable=durable)
+        link_names(shared, paths, alone or [payload] * len(paths), durable=durable)
     finally:
         shared.unlink(missing_ok=True)
 
 
-def link_names(shared: Path, payload: bytes, paths: Sequence[Path], *, durable: bool) -> None:
-    """Give the file ``shared`` (holding ``payload``) each of ``paths`` as a name, as
-    :func:`write_linked` does.
+def link_names(
+    shared: Path, paths: Sequence[Path], alone: Sequence[bytes], *, durable: bool
+) -> None:
+    """Give the file ``shared`` each of ``paths`` as a name, as :func:`write_linked` does
+    (``alone``: what each holds where it must be a file of its own).
 
     Raises:
         OSError: The disk refused (as :func:`write_linked`).
     """
-    for path in dict.fromkeys(paths):
+    for path, payload in dict(zip(paths, alone, strict=True)).items():
         _name(shared, path, payload, durable=durable)
 
 
