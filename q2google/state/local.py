@@ -209,9 +209,9 @@ class JsonFileBackend(
         directory = self.session_dir(session_id)
         meta_path = directory / META_FILE
         with gc_paused():
-            if meta_path.is_file() and session_id == LEDGER_SESSION_ID:
-                return self._load_ledger(directory)
             if meta_path.is_file():
+                if session_id == LEDGER_SESSION_ID:
+                    return self._load_ledger(directory)
                 return self._load_directory(session_id, directory, unsettled=unsettled)
             legacy = self.legacy_file(session_id)
             if legacy.is_file():

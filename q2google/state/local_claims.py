@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from q2google.errors import (
 )
 from q2google.state.base import utc_now_iso, validate_session_id
 from q2google.state.ledger import LEDGER_SESSION_ID
-from q2google.state.local_links import link_names, written
+from q2google.state.local_links import link_names, replace_file
 
 if TYPE_CHECKING:
     from q2google.state.lease import FileLeases
@@ -192,7 +191,7 @@ def _write_claims(directory: Path, paths: Sequence[Path], session_id: str) -> No
         return
     record = json.dumps({"session_id": session_id, "since": utc_now_iso()}).encode()
     source = _claim_record(directory, session_id, record, len(paths))
-    link_names(source, paths, [record] * len(paths), durable=False)
+    link_names(source, paths, lambda _: record, durable=False)
 
 
 def _claim_record(directory: Path, session_id: str, record: bytes, more: int) -> Path:
@@ -208,12 +207,7 @@ def _claim_record(directory: Path, session_id: str, record: bytes, more: int) ->
             return path
     except FileNotFoundError:
         pass
-    made = written(directory / f".{session_id}.{secrets.token_hex(4)}.tmp", record)
-    try:
-        os.replace(made, path)  # the one before keeps its names
-    except BaseException:
-        made.unlink(missing_ok=True)
-        raise
+    replace_file(path, record, durable=False)  # the one before keeps its names
     return path
 
 

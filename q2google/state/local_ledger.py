@@ -22,6 +22,7 @@ entries it found.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -138,7 +139,7 @@ class JsonLeasesAndClaims(JsonClaims):
         for start in range(0, len(latest), ENTRIES_PER_FILE):
             group = latest[start : start + ENTRIES_PER_FILE]
             names = [items / self.item_file_name(entry.item_key) for entry in group]
-            alone = [encode_entries([entry]) for entry in group]  # where links are refused
+            alone = functools.partial(_one_of, group)  # where hard links are refused
             write_linked(items, encode_entries(group), names, durable=self.durable, alone=alone)
         self._sync_dir(items)
 
@@ -183,11 +184,7 @@ class JsonLeasesAndClaims(JsonClaims):
 
     def ledger_size(self) -> int:
         """How many entry files the ledger holds (none are read)."""
-        entries = self._ledger_dir() / ENTRIES_DIR
-        try:
-            return sum(1 for name in os.listdir(entries) if _entry_file(name))
-        except FileNotFoundError:
-            return 0
+        return len(_entry_names(self._ledger_dir() / ENTRIES_DIR))
 
     # -- LedgerRepair ----------------------------------------------------------------------
 
@@ -209,9 +206,8 @@ class JsonLeasesAndClaims(JsonClaims):
         except StateCorruptError:
             set_aside.append(_set_aside(meta))
         entries = directory / ENTRIES_DIR
-        names = sorted(os.listdir(entries)) if entries.is_dir() else []
         files = EntryFiles(self.item_file_name)
-        unreadable = [name for name in names if _entry_file(name) and files.read(entries / name)[1]]
+        unreadable = [name for name in _entry_names(entries) if files.read(entries / name)[1]]
         set_aside += [_set_aside(entries / name) for name in unreadable]
         for touched in {meta.parent, entries} if set_aside else ():
             if touched.is_dir():
@@ -298,10 +294,9 @@ class JsonLeasesAndClaims(JsonClaims):
         """
         meta = _ledger_meta(directory / LEDGER_META) or {}
         entries_dir = directory / ENTRIES_DIR
-        names = sorted(os.listdir(entries_dir)) if entries_dir.is_dir() else []
         files = EntryFiles(self.item_file_name)
         entries: list[ItemState] = []
-        for name in filter(_entry_file, names):
+        for name in _entry_names(entries_dir):
             entry, problem = files.read(entries_dir / name)
             if problem:
                 raise StateCorruptError(f"{entries_dir / name}: {problem}")
@@ -321,9 +316,19 @@ class JsonLeasesAndClaims(JsonClaims):
         return dict(ledger.items) if ledger is not None else {}
 
 
-def _entry_file(name: str) -> bool:
-    """Whether a name in ``items/`` is an entry (not a temporary or set-aside file)."""
-    return name.endswith(".json") and not name.startswith(".")
+def _one_of(group: Sequence[ItemState], index: int) -> bytes:
+    """The entry file of ``group[index]`` alone."""
+    return encode_entries([group[index]])
+
+
+def _entry_names(entries: Path) -> list[str]:
+    """The names of the entries in ``items/``, sorted (not temporary or set-aside files);
+    none when there is no such directory."""
+    try:
+        names = os.listdir(entries)
+    except FileNotFoundError:
+        return []
+    return sorted(name for name in names if name.endswith(".json") and not name.startswith("."))
 
 
 def _meta_for_file(meta: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,13 @@ All names of a group share one file: damage to it (a disk error) shows under eac
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["link_names", "write_linked", "written"]
+__all__ = ["link_names", "replace_file", "write_linked", "written"]
 
 
 def write_linked(
@@ -25,7 +26,7 @@ def write_linked(
     paths: Sequence[Path],
     *,
     durable: bool,
-    alone: Sequence[bytes] | None = None,
+    alone: Callable[[int], bytes] | None = None,
 ) -> None:
     """Write ``payload`` once and give it each of ``paths`` as a name, each atomically (a name
     that held something else is replaced at once: a reader sees the old file or the new).
@@ -36,8 +37,8 @@ def write_linked(
         paths: Its names (a name given twice is linked once).
         durable: fsync the file (a file of its own for each name too) before any name points
             to it; the directory's fsync is the caller's.
-        alone: What each name holds where it must be a file of its own (hard links refused),
-            in the order of ``paths``; ``payload`` when not given.
+        alone: What the name ``paths[i]`` holds where it must be a file of its own (hard
+            links refused), asked only then; ``payload`` when not given.
 
     Raises:
         OSError: The disk refused; a name already given keeps the new file, the others keep
@@ -47,42 +48,51 @@ def write_linked(
         return
     shared = written(directory / f".shared.{secrets.token_hex(8)}.tmp", payload, durable=durable)
     try:
-        link_names(shared, paths, alone or [payload] * len(paths), durable=durable)
+        link_names(shared, paths, alone or (lambda _: payload), durable=durable)
     finally:
         shared.unlink(missing_ok=True)
 
 
 def link_names(
-    shared: Path, paths: Sequence[Path], alone: Sequence[bytes], *, durable: bool
+    shared: Path, paths: Sequence[Path], alone: Callable[[int], bytes], *, durable: bool
 ) -> None:
     """Give the file ``shared`` each of ``paths`` as a name, as :func:`write_linked` does
-    (``alone``: what each holds where it must be a file of its own).
+    (``alone(i)``: what ``paths[i]`` holds where it must be a file of its own).
 
     Raises:
         OSError: The disk refused (as :func:`write_linked`).
     """
-    for path, payload in dict(zip(paths, alone, strict=True)).items():
-        _name(shared, path, payload, durable=durable)
+    named: set[Path] = set()  # a name given twice is linked once
+    for index, path in enumerate(paths):
+        if path not in named:
+            named.add(path)
+            _name(shared, path, functools.partial(alone, index), durable=durable)
 
 
-def _name(shared: Path, path: Path, payload: bytes, *, durable: bool) -> None:
+def _name(shared: Path, path: Path, alone: Callable[[], bytes], *, durable: bool) -> None:
     """Give ``shared`` the name ``path``: a new name in one step, an existing one replaced."""
     try:
         os.link(shared, path)
     except FileExistsError:  # through a temporary name, replaced at once
-        _replace(_another_name(shared, _temporary(path), payload, durable=durable), path)
+        named = _temporary(path)
+        try:
+            os.link(shared, named)
+        except OSError:  # some filesystems say a name exists before they say no links
+            replace_file(path, alone(), durable=durable)
+        else:
+            _replace(named, path)
     except OSError:  # no hard links here: a file of its own
-        _replace(written(_temporary(path), payload, durable=durable), path)
+        replace_file(path, alone(), durable=durable)
 
 
-def _another_name(shared: Path, named: Path, payload: bytes, *, durable: bool) -> Path:
-    """Give ``shared`` the new name ``named`` (a file of its own where links are refused:
-    some filesystems say a name exists before they say they have no links)."""
-    try:
-        os.link(shared, named)
-    except OSError:
-        return written(named, payload, durable=durable)
-    return named
+def replace_file(path: Path, data: bytes, *, durable: bool) -> None:
+    """Replace (or create) ``path`` atomically with a new file holding ``data``, fsynced
+    first if ``durable`` (the directory's fsync is the caller's).
+
+    Raises:
+        OSError: The disk refused; ``path`` is as it was and no temporary file is left.
+    """
+    _replace(written(_temporary(path), data, durable=durable), path)
 
 
 def _temporary(path: Path) -> Path:

@@ -50,6 +50,7 @@ from q2google.state.local_journal_format import (
     encode_checkpoint,
     file_identity,
 )
+from q2google.state.local_links import replace_file
 
 
 @dataclass(slots=True)
@@ -261,18 +262,7 @@ class JsonSessionWriting:
         if path.name == SUMMARY_FILE:
             replace_derived(path, payload)
             return
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                if self.durable:
-                    os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        replace_file(path, payload, durable=self.durable)
 
     def _sync_dir(self, directory: Path) -> None:
         """fsync a directory, unless the backend is not durable."""
